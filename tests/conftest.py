@@ -1,0 +1,165 @@
+"""Shared fixtures: an isolated FRAUDKIT_HOME per test, MLflow state reset, and a
+parametrized tracking backend (embedded SQLite, or a real ``mlflow server``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+# Keep MLflow's HTTP client from retrying for minutes when a test server is down.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+_FRAUDKIT_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "FRAUDKIT_PIPELINE_ID",
+    "FRAUDKIT_NOTEBOOK",
+)
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def _template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Creating MLflow's schema takes ~1.5 s; do it once and copy the file per test.
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fraudkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point FRAUDKIT_HOME at a fresh directory and reset MLflow's global state after."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("FRAUDKIT_HOME", str(home))
+    for name in _FRAUDKIT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    yield home
+    _reset_mlflow_state()
+
+
+def _reset_mlflow_state() -> None:
+    import mlflow
+
+    from fraudkit.tracking import mlflow_manager
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    mlflow_manager._clients.clear()
+    mlflow_manager._experiment_ids.clear()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` on 127.0.0.1 with its own SQLite store and proxied artifacts."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'server.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
+        # The server's background job workers (a dozen processes) serve GenAI features
+        # fraudkit does not use; on 2 cores they only slow the tests down.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()}")
+        time.sleep(0.3)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def _clear_server(url: str) -> None:
+    """Remove registered models and runs left by earlier tests on the shared server."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    for model in client.search_registered_models(max_results=1000):
+        client.delete_registered_model(model.name)
+    experiments = client.search_experiments(max_results=1000)
+    ids = [e.experiment_id for e in experiments]
+    for run in client.search_runs(ids, max_results=10000):
+        client.delete_run(run.info.run_id)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.server)])
+def backend(
+    request: pytest.FixtureRequest,
+    fraudkit_home: Path,
+    _template_db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """Run the test against the embedded SQLite store and against a real server.
+
+    Returns the backend name; the default ``mlflow_manager`` follows the environment.
+    """
+    if request.param == "sqlite":
+        shutil.copy(_template_db, fraudkit_home / "mlflow.db")
+    else:
+        url = request.getfixturevalue("mlflow_server")
+        _clear_server(url)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    return request.param
+
+
+@pytest.fixture
+def manager(backend: str):
+    """The default manager on the parametrized backend."""
+    from fraudkit.tracking import mlflow_manager
+
+    return mlflow_manager

@@ -1,0 +1,301 @@
+"""MlflowManager against the embedded SQLite store and a real mlflow server."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+
+from fraudkit import MLFLOW_EXPERIMENTS, ExperimentType, mlflow_manager
+from fraudkit.exceptions import ConfigurationError, TrackingError
+from fraudkit.tracking import TRUNCATION_MARKER, MlflowManager
+
+
+@pytest.fixture(scope="module")
+def toy_data() -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(400, 4)), columns=["V1", "V2", "V3", "Amount"])
+    label = pd.Series((frame["V1"] + rng.normal(scale=0.5, size=400) > 1.0).astype(int))
+    return frame, label
+
+
+@pytest.fixture(scope="module")
+def hgb_model(toy_data):
+    frame, label = toy_data
+    return HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(frame, label)
+
+
+def _client() -> MlflowClient:
+    return mlflow_manager.client
+
+
+def _run(run_id: str):
+    return _client().get_run(run_id)
+
+
+def test_setup_experiments_creates_the_seed_experiments(manager, backend, fraudkit_home):
+    ids = manager.setup_experiments()
+    assert set(ids) == set(MLFLOW_EXPERIMENTS)
+    for key, experiment_id in ids.items():
+        experiment = _client().get_experiment(experiment_id)
+        assert experiment.name == MLFLOW_EXPERIMENTS[key]
+        if backend == "sqlite":
+            assert experiment.artifact_location == (fraudkit_home / "mlartifacts").as_uri()
+    manager._experiment_ids.clear()
+    assert manager.setup_experiments() == ids  # idempotent
+
+
+def test_deleted_experiment_is_restored_not_duplicated(manager):
+    ids = manager.setup_experiments()
+    _client().delete_experiment(ids["monitoring"])
+    manager._experiment_ids.clear()
+    again = manager.setup_experiments()
+    assert again["monitoring"] == ids["monitoring"]
+    assert _client().get_experiment(ids["monitoring"]).lifecycle_stage == "active"
+
+
+def test_concurrent_setup_from_two_processes(tmp_path):
+    # A fresh store (no template copy) so both processes race on schema creation too.
+    home = tmp_path / "race"
+    home.mkdir()
+    code = (
+        "from fraudkit import mlflow_manager; import json; "
+        "print(json.dumps(mlflow_manager.setup_experiments()))"
+    )
+    env = {**__import__("os").environ, "FRAUDKIT_HOME": str(home)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    first, second = (json.loads(out) for out, _ in outputs)
+    assert first == second and len(first) == 5
+
+
+def test_training_run_name_tags_and_finished_status(manager, monkeypatch):
+    monkeypatch.setenv("FRAUDKIT_PIPELINE_ID", "pipe-123")
+    with manager.start_training_run("fraud_detection_v2") as run:
+        run_id = run.info.run_id
+    stored = _run(run_id)
+    assert stored.info.status == "FINISHED"
+    assert stored.info.run_name.startswith("training-fraud_detection_v2-")
+    assert stored.info.run_name.endswith("Z")
+    assert stored.data.tags["fraudkit.experiment_type"] == "training"
+    assert stored.data.tags["fraudkit.pipeline_id"] == "pipe-123"
+    experiment = _client().get_experiment(stored.info.experiment_id)
+    assert experiment.name == "credit_card_fraud_detection"
+
+
+def test_exception_inside_block_ends_run_failed_and_propagates(manager):
+    with pytest.raises(ZeroDivisionError), manager.start_training_run("boom") as run:
+        run_id = run.info.run_id
+        _ = 1 / 0
+    assert _run(run_id).info.status == "FAILED"
+    assert mlflow.active_run() is None
+
+
+def test_run_id_resumes_an_existing_run(manager):
+    created = _client().create_run(manager.experiment_id("monitoring"), run_name="from-runner")
+    with manager.start_monitoring_run("production_model", run_id=created.info.run_id) as run:
+        assert run.info.run_id == created.info.run_id
+        manager.log_metrics({"average_precision": 0.5}, step=1)
+    stored = _run(created.info.run_id)
+    assert stored.info.status == "FINISHED"
+    assert stored.info.run_name == "from-runner"  # the runner's name is kept
+    assert stored.data.tags["fraudkit.monitored_model"] == "production_model"
+
+
+def test_resuming_a_run_of_another_type_is_refused(manager):
+    created = _client().create_run(manager.experiment_id("training"))
+    with pytest.raises(TrackingError, match="not the ab_testing experiment"):
+        manager.start_ab_test_run("a", "b", run_id=created.info.run_id)
+
+
+def test_seed_usage_examples(manager, hgb_model, toy_data):
+    frame, _ = toy_data
+    with manager.start_training_run("fraud_detection_v2") as run:
+        manager.log_params(
+            {"n_samples": 2000, "model_type": "RandomForest", "scaling_method": "standard"}
+        )
+        manager.log_metrics({"accuracy": 0.985, "fraud_f1": 0.823, "fraud_precision": 0.856})
+        version = manager.log_model_with_metadata(
+            model=hgb_model,
+            model_name="credit_card_fraud_detector",
+            metrics={"average_precision": 0.8},
+            params={"learning_rate": 0.1},
+            stage="Staging",
+            input_example=frame,
+        )
+    stored = _run(run.info.run_id)
+    assert stored.data.params["model_type"] == "RandomForest"
+    assert stored.data.metrics["fraud_f1"] == pytest.approx(0.823)
+    assert str(version.version) == "1" and "staging" in version.aliases
+    with manager.start_ab_test_run("model_v1", "model_v2") as ab_run:
+        manager.log_experiment_summary(
+            {"winner": "B", "improvement": 0.12, "statistical_significance": True}
+        )
+    ab = _run(ab_run.info.run_id)
+    assert ab.data.tags["fraudkit.summary.winner"] == "B"
+    assert ab.data.metrics["statistical_significance"] == 1.0
+    assert ab.info.run_name.startswith("ab_testing-model_v1-vs-model_v2-")
+    with manager.start_monitoring_run("production_model"):
+        manager.log_metrics({"average_precision": 0.7}, step=3)
+    history = manager.get_model_performance_history("credit_card_fraud_detector")
+    assert set(history["metric"]) >= {"average_precision", "accuracy"}
+    with manager.start_comparison_run("candidates") as parent:
+        with manager.start_comparison_run("child", nested=True) as child:
+            manager.log_metrics({"average_precision": 0.6})
+    child_run = _run(child.info.run_id)
+    assert child_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    with manager.start_retraining_run("weekly") as retrain:
+        pass
+    assert _run(retrain.info.run_id).data.tags["fraudkit.experiment_type"] == "retraining"
+
+
+def test_batched_logging_flattens_and_records_policies(manager):
+    long_value = "x" * 7000
+    with (
+        manager.start_training_run("policies") as run,
+        pytest.warns(UserWarning, match="non-finite"),
+    ):
+        manager.log_params({"model": {"depth": 3, "name": "hgb"}, "long": long_value, "none": None})
+        manager.log_metrics({"ok": 1.5, "flag": True, "bad": float("nan"), "big": math.inf}, step=2)
+    stored = _run(run.info.run_id)
+    assert stored.data.params["model.depth"] == "3"
+    assert stored.data.params["none"] == "None"
+    assert stored.data.params["long"].endswith(TRUNCATION_MARKER)
+    assert len(stored.data.params["long"]) == 6000
+    assert stored.data.tags["fraudkit.truncated_params"] == "long"
+    full = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/fraudkit/params_full.json")
+    assert full["long"] == long_value
+    assert stored.data.metrics == {"ok": 1.5, "flag": 1.0}
+    assert stored.data.tags["fraudkit.nonfinite_metrics"] == "bad=nan,big=inf"
+    assert _client().get_metric_history(run.info.run_id, "ok")[0].step == 2
+
+
+def test_many_values_go_in_batches(manager):
+    metrics = {f"m{i}": float(i) for i in range(1500)}
+    params = {f"p{i}": i for i in range(250)}
+    with manager.start_training_run("many") as run:
+        manager.log_metrics(metrics)
+        manager.log_params(params)
+    stored = _run(run.info.run_id)
+    assert len(stored.data.metrics) == 1500 and len(stored.data.params) == 250
+
+
+def test_non_numeric_metric_and_logging_without_run_are_errors(manager):
+    with pytest.raises(TrackingError, match="no active run"):
+        manager.log_metrics({"a": 1})
+    with manager.start_training_run("bad"), pytest.raises(TrackingError, match="non-numeric"):
+        manager.log_metrics({"a": "high"})
+
+
+def test_log_artifacts_files_dirs_figures_and_missing_paths(manager, tmp_path):
+    report = tmp_path / "report.txt"
+    report.write_text("hello")
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x\n1\n")
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [0, 1])
+    with manager.start_training_run("artifacts") as run:
+        manager.log_artifacts({"reports": report, "tables": folder, "curve": figure})
+        with pytest.raises(TrackingError, match="does not exist"):
+            manager.log_artifacts({"ok": report, "missing": tmp_path / "nope.png"})
+    plt.close(figure)
+    names = {a.path for a in _client().list_artifacts(run.info.run_id)}
+    assert names == {"reports", "tables", "curve.png"}
+    assert [a.path for a in _client().list_artifacts(run.info.run_id, "tables")] == ["tables/a.csv"]
+    assert [a.path for a in _client().list_artifacts(run.info.run_id, "ok")] == []
+
+
+def test_log_model_with_metadata_hist_gradient_boosting_loads_by_alias(
+    manager, hgb_model, toy_data
+):
+    frame, _ = toy_data
+    version = manager.log_model_with_metadata(
+        hgb_model,
+        "fraud_hgb",
+        metrics={"average_precision": 0.9},
+        stage="staging",
+        input_example=frame,
+    )
+    assert version.aliases == ["staging"]
+    run = _run(version.run_id)
+    assert run.info.status == "FINISHED"  # the call started and ended its own run
+    assert run.data.tags["fraudkit.experiment_type"] == "training"
+    loaded = mlflow.pyfunc.load_model("models:/fraud_hgb@staging")
+    proba = np.asarray(loaded.predict(frame.head(10)))
+    assert proba.shape == (10, 2)
+    np.testing.assert_allclose(proba, hgb_model.predict_proba(frame.head(10)), rtol=1e-9)
+    flavor = mlflow.models.get_model_info("models:/fraud_hgb@staging").flavors["sklearn"]
+    assert flavor["serialization_format"] == "skops"
+    moves = manager.alias_history("fraud_hgb")
+    assert moves.iloc[-1][["alias", "from", "to"]].tolist() == ["staging", None, "1"]
+
+
+def test_log_model_without_input_example_uses_feature_names(manager, toy_data):
+    frame, label = toy_data
+    model = LogisticRegression().fit(frame, label)
+    version = manager.log_model_with_metadata(model, "fraud_lr", stage="Production")
+    info = mlflow.models.get_model_info(f"models:/fraud_lr/{version.version}")
+    assert info.signature.inputs.input_names() == list(frame.columns)
+    assert "production" in version.aliases
+
+
+@pytest.mark.parametrize("stage", ["Archived", "prod", ""])
+def test_unknown_stage_is_refused_before_anything_is_logged(manager, hgb_model, stage):
+    manager.setup_experiments()
+    with pytest.raises(ConfigurationError, match="Staging, Production"):
+        manager.log_model_with_metadata(hgb_model, "never", stage=stage)
+    runs = _client().search_runs([manager.experiment_id("training")])
+    assert runs == []
+    assert _client().search_registered_models(filter_string="name = 'never'") == []
+
+
+def test_log_model_requires_a_classifier(manager):
+    with pytest.raises(TrackingError, match="predict_proba"):
+        manager.log_model_with_metadata(object(), "bad")
+
+
+def test_experiment_type_parsing():
+    assert ExperimentType.parse("ab-testing") is ExperimentType.AB_TESTING
+    assert ExperimentType.parse("credit_card_fraud_monitoring") is ExperimentType.MONITORING
+    with pytest.raises(ConfigurationError, match="training, ab_testing"):
+        ExperimentType.parse("scoring")
+
+
+def test_importing_fraudkit_touches_nothing(tmp_path):
+    code = "import fraudkit; fraudkit.mlflow_manager; import fraudkit.tracking"
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        check=True,
+        env={**__import__("os").environ, "FRAUDKIT_HOME": str(tmp_path)},
+    )
+    assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_explicit_tracking_uri(tmp_path):
+    manager = MlflowManager(tracking_uri=f"sqlite:///{tmp_path / 'other.db'}")
+    manager.setup_experiments()
+    assert (tmp_path / "other.db").exists()
