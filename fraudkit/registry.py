@@ -8,12 +8,16 @@ other's history, and makes rollback a replay of that log.
 
 Every function takes an :class:`mlflow.MlflowClient` first; :class:`fraudkit.MlflowManager`
 exposes them as methods bound to its client (``mlflow_manager.promote_model(...)``).
+
+Every registry query pages through MLflow's search results, so it works the same on the
+embedded SQLite store and on a remote tracking server however many versions exist.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,19 +25,32 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 
-from fraudkit.config import MLFLOW_EXPERIMENTS, TAG_PREFIX, ExperimentType, stage_to_alias
-from fraudkit.exceptions import PromotionRefused, RegistryError
+from fraudkit.config import TAG_PREFIX, ExperimentType, stage_to_alias
+from fraudkit.exceptions import ConfigurationError, PromotionRefused, RegistryError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.entities import Run
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 MOVE_TAG_PREFIX = f"{TAG_PREFIX}alias_move."
 MODEL_NAME_TAG = f"{TAG_PREFIX}model_name"
 MODEL_VERSION_TAG = f"{TAG_PREFIX}model_version"
+SUMMARY_TAG_PREFIX = f"{TAG_PREFIX}summary."
+EXPERIMENT_TYPE_TAG = f"{TAG_PREFIX}experiment_type"
 KEY_METRICS = ("average_precision", "roc_auc", "fraud_precision", "fraud_recall", "fraud_f1")
+TRAINING_SOURCE = "training"
+HISTORY_COLUMNS = ["version", "run_id", "source", "metric", "step", "timestamp", "value"]
+MOVE_COLUMNS = ["alias", "from", "to", "time", "user", "reason", "evidence_run_id", "action"]
+
+# Within every search API's limit (registered models allow at most 1000 per page).
+_PAGE_SIZE = 1000
+# Registered-model tag values are VARCHAR(5000) on SQL stores; leave room for the record.
+_MAX_REASON = 2000
+_MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 MANAGER_METHODS = frozenset(
     {
@@ -52,7 +69,12 @@ MANAGER_METHODS = frozenset(
 
 @dataclass(frozen=True)
 class DegradationResult:
-    """Outcome of :func:`detect_performance_degradation`."""
+    """Outcome of :func:`detect_performance_degradation`.
+
+    ``drop`` is positive when the version got worse (whatever the metric's direction);
+    ``relative_drop`` is ``drop / |baseline|``. Without monitoring measurements ``recent``,
+    ``drop`` and ``relative_drop`` are NaN and ``degraded`` is False.
+    """
 
     model_name: str
     version: str
@@ -63,10 +85,14 @@ class DegradationResult:
     drop: float
     relative_drop: float
     tolerance: float
+    window: int
+    n_measurements: int
+    higher_is_better: bool
+    baseline_run_id: str
     runs: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the result as a flat dict."""
+        """Return the result as a flat dict (``runs`` comma-joined)."""
         out = asdict(self)
         out["runs"] = ",".join(self.runs)
         return out
@@ -77,59 +103,112 @@ class DegradationResult:
 
 def _paged(search: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
     """Yield every item of a paged MLflow search, following page tokens."""
+    kwargs.setdefault("max_results", _PAGE_SIZE)
     token = None
     while True:
         page = search(page_token=token, **kwargs)
         yield from page
         token = page.token
-        if not token:
+        if not token:  # None on SQL stores, "" over REST
             return
 
 
 def _quote(value: str) -> str:
-    return "'" + str(value).replace("'", "\\'") + "'"
+    # MLflow's filter parser strips the surrounding quotes but knows no escapes.
+    text = str(value)
+    if "'" not in text:
+        return f"'{text}'"
+    if '"' not in text:
+        return f'"{text}"'
+    raise RegistryError(f"name {text!r} holds both quote characters; MLflow cannot search it")
 
 
-def _registered_model(client: MlflowClient, name: str) -> Any:
+def _is_missing(exc: MlflowException) -> bool:
+    return exc.error_code in _MISSING_CODES
+
+
+def _registered_model(client: MlflowClient, name: str) -> RegisteredModel:
     try:
         return client.get_registered_model(name)
     except MlflowException as exc:
+        if not _is_missing(exc):
+            raise
         raise RegistryError(
             f"registered model {name!r} not found; log one with "
             "mlflow_manager.log_model_with_metadata(...) or check the name "
-            "(`fraudkit dashboard registry` lists them)"
+            "(mlflow_manager.get_registry_overview() lists them)"
         ) from exc
 
 
 def _version(client: MlflowClient, name: str, version: str | int) -> ModelVersion:
-    _registered_model(client, name)
+    number = str(version).strip()
     try:
-        return client.get_model_version(name, str(version))
+        if number.isdigit():
+            return client.get_model_version(name, number)
     except MlflowException as exc:
-        raise RegistryError(f"model {name!r} has no version {version}") from exc
+        if not _is_missing(exc):
+            raise
+    _registered_model(client, name)  # an unknown model is the better message
+    known = ", ".join(str(v.version) for v in _versions(client, name)) or "none"
+    raise RegistryError(f"model {name!r} has no version {number!r}; its versions: {known}")
 
 
-def get_version_by_alias(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
-    """Return the version holding ``alias`` (a stage name is accepted too), or None."""
-    alias = _alias(alias)
-    _registered_model(client, model_name)
-    try:
-        return client.get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
+def _versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
+    """All versions of ``model_name``, oldest first (their ``aliases`` are NOT filled in)."""
+    found = _paged(client.search_model_versions, filter_string=f"name = {_quote(model_name)}")
+    return sorted(found, key=lambda v: int(v.version))
 
 
 def _alias(stage_or_alias: str) -> str:
     return stage_to_alias(stage_or_alias)
 
 
-def _run_metrics(client: MlflowClient, run_id: str | None) -> dict[str, float]:
+def get_version_by_alias(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    """Return the version holding ``alias`` (a stage name is accepted too), or None.
+
+    Raises
+    ------
+    RegistryError
+        Unknown model.
+    ConfigurationError
+        Unknown stage or alias.
+    """
+    holder = _holder_version(_registered_model(client, model_name), _alias(alias))
+    return None if holder is None else client.get_model_version(model_name, holder)
+
+
+def _holder_version(model: RegisteredModel, alias: str) -> str | None:
+    holder = (model.aliases or {}).get(alias)
+    return None if holder is None else str(holder)
+
+
+def _run(client: MlflowClient, run_id: str | None) -> Run | None:
     if not run_id:
-        return {}
+        return None
     try:
-        return dict(client.get_run(run_id).data.metrics)
-    except MlflowException:
-        return {}
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        if not _is_missing(exc):
+            raise
+        return None
+
+
+def _run_metrics(client: MlflowClient, run_id: str | None) -> dict[str, float]:
+    run = _run(client, run_id)
+    return dict(run.data.metrics) if run else {}
+
+
+def _model_type(mv: ModelVersion, params: dict[str, str]) -> str | None:
+    tags = mv.tags or {}
+    return (
+        tags.get(f"{TAG_PREFIX}model_type")
+        or params.get("model_type")
+        or tags.get(f"{TAG_PREFIX}model_class")
+    )
+
+
+def _created(mv: ModelVersion) -> pd.Timestamp:
+    return pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC")
 
 
 # -- alias moves -----------------------------------------------------------------------
@@ -145,22 +224,35 @@ def move_alias(
     evidence_run_id: str | None = None,
     action: str = "promote",
 ) -> dict[str, Any]:
-    """Point ``alias`` at ``version`` and record the move; return the record."""
-    current = get_version_by_alias(client, model_name, alias)
+    """Point ``alias`` at ``version`` and record the move; return the record.
+
+    No gate is applied (see :func:`promote_model`). When the record cannot be written the
+    alias is put back, so the history never misses a move.
+    """
+    alias = _alias(alias)
+    current = _holder_version(_registered_model(client, model_name), alias)
+    stamp = time.time_ns()
     record = {
         "alias": alias,
-        "from": str(current.version) if current is not None else None,
+        "from": current,
         "to": str(version),
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "time": datetime.fromtimestamp(stamp / 1e9, UTC).isoformat(timespec="seconds"),
         "user": _user(),
-        "reason": reason,
+        "reason": reason[:_MAX_REASON] if reason else None,
         "evidence_run_id": evidence_run_id,
         "action": action,
     }
     client.set_registered_model_alias(model_name, alias, str(version))
-    client.set_registered_model_tag(
-        model_name, f"{MOVE_TAG_PREFIX}{alias}.{time.time_ns()}", json.dumps(record)
-    )
+    try:
+        client.set_registered_model_tag(
+            model_name, f"{MOVE_TAG_PREFIX}{alias}.{stamp}", json.dumps(record)
+        )
+    except BaseException:
+        if current is None:
+            client.delete_registered_model_alias(model_name, alias)
+        else:
+            client.set_registered_model_alias(model_name, alias, current)
+        raise
     return record
 
 
@@ -177,38 +269,57 @@ def discard_version(client: MlflowClient, model_name: str, version: str) -> None
         client.delete_model_version(model_name, str(version))
         if not list(client.search_model_versions(f"name = {_quote(model_name)}", max_results=1)):
             client.delete_registered_model(model_name)
-    except MlflowException:
+    except (MlflowException, RegistryError):
         pass  # best effort: the original error is what the caller needs to see
 
 
 def alias_history(client: MlflowClient, model_name: str, alias: str | None = None) -> pd.DataFrame:
-    """Return every recorded alias move of ``model_name`` (oldest first).
+    """Return every recorded alias move of ``model_name``, oldest first.
 
-    Columns: alias, from, to, time, user, reason, evidence_run_id, action.
+    Parameters
+    ----------
+    client : MlflowClient
+    model_name : str
+    alias : str, optional
+        Only moves of this alias (or stage); default all.
+
+    Returns
+    -------
+    DataFrame
+        Columns alias, from, to (version strings; ``from`` is missing for a first move),
+        time (UTC), user, reason, evidence_run_id, action (``promote`` or ``rollback``).
+
+    Raises
+    ------
+    RegistryError
+        Unknown model.
     """
-    model = _registered_model(client, model_name)
-    wanted = _alias(alias) if alias else None
+    return _moves(_registered_model(client, model_name), _alias(alias) if alias else None)
+
+
+def _moves(model: RegisteredModel, wanted: str | None) -> pd.DataFrame:
     records = []
     for key, value in model.tags.items():
         if not key.startswith(MOVE_TAG_PREFIX):
             continue
         tag_alias, _, stamp = key[len(MOVE_TAG_PREFIX) :].rpartition(".")
-        if wanted and tag_alias != wanted:
-            continue
-        records.append((int(stamp), json.loads(value)))
+        if stamp.isdigit() and (wanted is None or tag_alias == wanted):
+            records.append((int(stamp), json.loads(value)))
     records.sort(key=lambda item: item[0])
-    columns = ["alias", "from", "to", "time", "user", "reason", "evidence_run_id", "action"]
-    return pd.DataFrame([r for _, r in records], columns=columns)
+    frame = pd.DataFrame([r for _, r in records], columns=MOVE_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame
 
 
 def _holders(history: pd.DataFrame) -> list[str]:
-    """Replay the move log as a stack: a promotion pushes, a rollback pops."""
+    """Replay the move log as a stack: a promotion pushes, a rollback pops back to its target.
+
+    A rollback to a version that never held the alias acts as a promotion.
+    """
     stack: list[str] = []
     for move in history.itertuples(index=False):
-        if move.action == "rollback" and stack:
-            stack.pop()
-            if not stack or stack[-1] != move.to:
-                stack.append(move.to)
+        if move.action == "rollback" and move.to in stack:
+            del stack[len(stack) - stack[::-1].index(move.to) :]
         elif not stack or stack[-1] != move.to:
             stack.append(move.to)
     return stack
@@ -229,7 +340,9 @@ def promote_model(
     evidence_run_id: str | None = None,
     reason: str | None = None,
 ) -> ModelVersion:
-    """Move the alias of ``stage`` to ``version`` if the gates pass.
+    """Move the alias of ``stage`` to ``version`` if the gates pass, and record the move.
+
+    Promoting the version that already holds the alias changes and records nothing.
 
     Parameters
     ----------
@@ -242,11 +355,14 @@ def promote_model(
     metric : str
         The metric the improvement gate compares, as logged on each version's source run.
     min_improvement : float, optional
-        Absolute improvement on ``metric`` the candidate needs over the current holder.
-        None disables the gate; with no current holder the gate passes.
+        Absolute improvement on ``metric`` the candidate needs over the current holder
+        (``0.0``: at least as good). None disables the gate; with no current holder the
+        gate passes.
     require_significant_ab : bool
-        Require ``evidence_run_id`` to be an A/B-testing run whose summary says the
-        candidate version won significantly.
+        Require ``evidence_run_id`` to be an A/B-testing run whose summary (logged with
+        ``log_experiment_summary``) names the candidate as a significant winner: ``winner``
+        "A" or "B", ``statistical_significance`` true and ``model_<winner>_version`` equal
+        to ``version``.
     evidence_run_id : str, optional
         A run supporting the decision (recorded with the move).
     reason : str, optional
@@ -262,13 +378,21 @@ def promote_model(
     PromotionRefused
         A gate refused the candidate; the message states the numbers. Nothing moved.
     RegistryError
-        Unknown model or version.
+        Unknown model or version, or a version that is not ready.
     """
     alias = _alias(stage)
     candidate = _version(client, model_name, version)
-    current = get_version_by_alias(client, model_name, alias)
-    if min_improvement is not None and current is not None and current.version != candidate.version:
-        _check_improvement(client, model_name, candidate, current, alias, metric, min_improvement)
+    if candidate.status != "READY":
+        raise RegistryError(
+            f"version {candidate.version} of {model_name!r} is {candidate.status}, not READY; "
+            "only a fully registered version can be promoted"
+        )
+    current = _holder_version(_registered_model(client, model_name), alias)
+    if current == str(candidate.version):
+        return candidate
+    if min_improvement is not None and current is not None:
+        holder = client.get_model_version(model_name, current)
+        _check_improvement(client, model_name, candidate, holder, alias, metric, min_improvement)
     if require_significant_ab:
         _check_ab_evidence(client, model_name, candidate, evidence_run_id)
     move_alias(
@@ -279,7 +403,7 @@ def promote_model(
         reason=reason,
         evidence_run_id=evidence_run_id,
     )
-    return client.get_model_version(model_name, candidate.version)
+    return client.get_model_version(model_name, str(candidate.version))
 
 
 def _check_improvement(
@@ -297,7 +421,7 @@ def _check_improvement(
         missing = candidate.version if new is None else current.version
         raise PromotionRefused(
             f"cannot gate on {metric!r}: version {missing} of {model_name!r} has no such "
-            "metric logged on its run; choose a logged metric or min_improvement=None"
+            "metric logged on its run; choose a logged metric= or min_improvement=None"
         )
     if new - old < min_improvement:
         raise PromotionRefused(
@@ -312,33 +436,41 @@ def _check_ab_evidence(
 ) -> None:
     if not evidence_run_id:
         raise PromotionRefused(
-            "require_significant_ab=True needs evidence_run_id= naming an A/B-testing run"
+            "require_significant_ab=True needs evidence_run_id= naming an A/B-testing run "
+            "that logged its summary with mlflow_manager.log_experiment_summary"
         )
-    try:
-        run = client.get_run(evidence_run_id)
-    except MlflowException as exc:
-        raise PromotionRefused(f"evidence run {evidence_run_id!r} not found") from exc
+    run = _run(client, evidence_run_id)
+    if run is None or run.info.lifecycle_stage == "deleted":
+        raise PromotionRefused(f"evidence run {evidence_run_id!r} not found (or deleted)")
     tags = run.data.tags
-    if tags.get(f"{TAG_PREFIX}experiment_type") != ExperimentType.AB_TESTING.value:
+    if tags.get(EXPERIMENT_TYPE_TAG) != ExperimentType.AB_TESTING.value:
         raise PromotionRefused(
-            f"evidence run {evidence_run_id} is not an A/B-testing run (experiment "
-            f"{MLFLOW_EXPERIMENTS['ab_testing']!r})"
+            f"evidence run {evidence_run_id} is not an A/B-testing run (start it with "
+            f"mlflow_manager.start_ab_test_run; experiment "
+            f"{ExperimentType.AB_TESTING.experiment_name!r})"
         )
     summary = {
-        k[len(f"{TAG_PREFIX}summary.") :]: v
+        k.removeprefix(SUMMARY_TAG_PREFIX): v
         for k, v in tags.items()
-        if k.startswith(f"{TAG_PREFIX}summary.")
+        if k.startswith(SUMMARY_TAG_PREFIX)
     }
+    if summary.get("model_name", model_name) != model_name:
+        raise PromotionRefused(
+            f"A/B run {evidence_run_id} tested model {summary['model_name']!r}, not {model_name!r}"
+        )
     winner = summary.get("winner")
-    significant = summary.get("statistical_significance") == "True"
-    winner_version = (
-        summary.get(f"model_{winner.lower()}_version") if winner in ("A", "B") else None
-    )
+    letter = (winner or "").upper()
+    significant = summary.get("statistical_significance", "").lower() in ("true", "1", "1.0")
+    winner_version = None
+    if letter in ("A", "B"):
+        winner_version = summary.get(f"model_{letter.lower()}_version")
     if not significant or winner_version != str(candidate.version):
         raise PromotionRefused(
             f"A/B run {evidence_run_id} does not show version {candidate.version} of "
             f"{model_name!r} winning significantly (winner={winner}, winner version="
-            f"{winner_version}, significant={significant}, p_value={summary.get('p_value')})"
+            f"{winner_version}, significant={significant}, p_value={summary.get('p_value')}); "
+            "its summary needs winner, statistical_significance and model_a_version/"
+            "model_b_version"
         )
 
 
@@ -350,44 +482,56 @@ def rollback_model(
     to_version: str | int | None = None,
     reason: str | None = None,
 ) -> ModelVersion:
-    """Move the alias of ``stage`` back to its previous holder (or ``to_version``).
+    """Move the alias of ``stage`` back to its previous holder (or to ``to_version``).
+
+    The previous holder comes from replaying the recorded moves: each rollback undoes one
+    promotion, so two rollbacks after three promotions return to the first version.
+    Versions deleted since are skipped. The rollback is recorded like any move.
+
+    Parameters
+    ----------
+    client : MlflowClient
+    model_name : str
+    stage : str
+        ``"Production"`` or ``"Staging"`` (any case), or the alias itself.
+    to_version : str or int, optional
+        Roll back to this version instead (no gate is applied).
+    reason : str, optional
+        Recorded with the move (default ``"rollback"``).
+
+    Returns
+    -------
+    ModelVersion
+        The version now holding the alias.
 
     Raises
     ------
     RegistryError
-        No earlier holder is recorded (and ``to_version`` was not given), or the named
-        version does not exist.
+        Unknown model or version, or no earlier holder is recorded and ``to_version`` was
+        not given.
     """
     alias = _alias(stage)
+    model = _registered_model(client, model_name)
+    current = _holder_version(model, alias)
     if to_version is not None:
-        target = _version(client, model_name, to_version).version
+        target = str(_version(client, model_name, to_version).version)
     else:
-        holders = [
-            v
-            for v in _holders(alias_history(client, model_name, alias))
-            if _exists(client, model_name, v)
-        ]
-        if len(holders) < 2:
+        existing = {str(v.version) for v in _versions(client, model_name)}
+        history = _moves(model, alias)
+        holders = [v for v in _holders(history) if v in existing]
+        while holders and holders[-1] == current:
+            holders.pop()
+        if not holders:
             raise RegistryError(
-                f"no earlier holder of alias {alias!r} on {model_name!r} to roll back to; "
-                "pass to_version= to choose one"
+                f"no earlier holder of alias {alias!r} on {model_name!r} to roll back to "
+                f"({len(history)} moves recorded); pass to_version= to choose one"
             )
-        target = holders[-2]
-    move_alias(client, model_name, alias, target, reason=reason or "rollback", action="rollback")
+        target = holders[-1]
+    if target != current:
+        move_alias(
+            client, model_name, alias, target, reason=reason or "rollback", action="rollback"
+        )
     return client.get_model_version(model_name, target)
-
-
-def _exists(client: MlflowClient, model_name: str, version: str) -> bool:
-    try:
-        client.get_model_version(model_name, str(version))
-    except MlflowException:
-        return False
-    return True
-
-
-def _versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
-    found = list(_paged(client.search_model_versions, filter_string=f"name = {_quote(model_name)}"))
-    return sorted(found, key=lambda v: int(v.version))
 
 
 def compare_model_versions(
@@ -400,6 +544,8 @@ def compare_model_versions(
 
     Parameters
     ----------
+    client : MlflowClient
+    model_name : str
     stages : sequence of str, optional
         Stage or alias names (default ``["Production", "Staging"]``); ignored when
         ``versions`` is given.
@@ -409,84 +555,96 @@ def compare_model_versions(
     Returns
     -------
     DataFrame
-        Index ``label`` (alias or ``v<N>``); columns alias, version, run_id, created,
-        model_type, ``param.<name>`` and one column per metric logged on the source run.
-        With exactly two versions a final row ``difference`` holds second minus first
-        for every metric.
+        Index ``label`` (the alias, or ``v<N>`` for explicit versions); columns alias (all
+        aliases the version holds, comma-joined), version, run_id, created, model_type,
+        one column per metric logged on the version's source run and ``param.<name>`` per
+        param. With exactly two versions a final row ``difference`` holds second minus
+        first for every metric (with the default stages: staging minus production).
 
     Raises
     ------
     RegistryError
-        Unknown model, version, or a stage whose alias is not set.
+        Unknown model or version, an empty ``versions``, or a stage whose alias is not set.
     """
-    if versions:
-        chosen = [
-            (f"v{_version(client, model_name, v).version}", _version(client, model_name, v))
-            for v in versions
-        ]
+    if versions is not None:
+        if not versions:
+            raise RegistryError("versions= is empty; name at least one version to compare")
+        found = [_version(client, model_name, v) for v in versions]
+        chosen = [(f"v{mv.version}", mv) for mv in found]
     else:
-        chosen = []
-        for stage in stages or ["Production", "Staging"]:
-            alias = _alias(stage)
-            holder = get_version_by_alias(client, model_name, alias)
-            if holder is None:
-                raise RegistryError(
-                    f"model {model_name!r} has no {alias!r} alias yet; promote a version with "
-                    f"mlflow_manager.promote_model({model_name!r}, VERSION, {stage!r}) or "
-                    "compare explicit versions=[...]"
-                )
-            chosen.append((alias, holder))
-    rows = []
-    metric_names: list[str] = []
+        chosen = [
+            (_alias(stage), _holder(client, model_name, stage))
+            for stage in stages or ["Production", "Staging"]
+        ]
+    rows, metric_names, param_names = [], set(), set()
     for label, mv in chosen:
-        run = client.get_run(mv.run_id) if mv.run_id else None
+        run = _run(client, mv.run_id)
         metrics = dict(run.data.metrics) if run else {}
-        params = dict(run.data.params) if run else {}
-        metric_names += [m for m in metrics if m not in metric_names]
+        params = {f"param.{k}": v for k, v in (run.data.params if run else {}).items()}
+        metric_names |= set(metrics)
+        param_names |= set(params)
         rows.append(
             {
                 "label": label,
-                "alias": ",".join(mv.aliases),
+                "alias": ",".join(sorted(mv.aliases)),
                 "version": int(mv.version),
                 "run_id": mv.run_id,
-                "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
-                "model_type": mv.tags.get(f"{TAG_PREFIX}model_type", params.get("model_type")),
-                **{f"param.{k}": v for k, v in sorted(params.items())},
+                "created": _created(mv),
+                "model_type": _model_type(mv, run.data.params if run else {}),
                 **metrics,
+                **params,
             }
         )
+    fixed = ["alias", "version", "run_id", "created", "model_type"]
     frame = pd.DataFrame(rows).set_index("label")
+    frame = frame[fixed + sorted(metric_names) + sorted(param_names)]
     if len(frame) == 2:
-        metric_cols = [c for c in metric_names if c in frame.columns]
-        diff = frame[metric_cols].iloc[1] - frame[metric_cols].iloc[0]
-        frame = pd.concat([frame, diff.to_frame("difference").T])
+        numbers = frame[sorted(metric_names)].astype(float)
+        diff = (numbers.iloc[1] - numbers.iloc[0]).to_frame("difference").T
+        frame = pd.concat([frame, diff])
+        frame.index.name = "label"
+    frame["version"] = frame["version"].astype("Int64")
     return frame
+
+
+def _holder(client: MlflowClient, model_name: str, stage: str) -> ModelVersion:
+    holder = get_version_by_alias(client, model_name, stage)
+    if holder is None:
+        raise RegistryError(
+            f"model {model_name!r} has no {_alias(stage)!r} alias yet; promote a version with "
+            f"mlflow_manager.promote_model({model_name!r}, VERSION, {stage!r}) or compare "
+            "explicit versions=[...]"
+        )
+    return holder
 
 
 def link_run_to_version(
     client: MlflowClient, run_id: str, model_name: str, version: str | int
 ) -> None:
-    """Tag ``run_id`` as measuring ``model_name`` version ``version`` (monitoring runs)."""
-    _version(client, model_name, version)
-    client.set_tag(run_id, MODEL_NAME_TAG, model_name)
-    client.set_tag(run_id, MODEL_VERSION_TAG, str(version))
+    """Tag ``run_id`` as measuring ``model_name`` version ``version`` (monitoring runs).
+
+    Its metrics then appear in :func:`get_model_performance_history` for that version.
+
+    Raises
+    ------
+    RegistryError
+        Unknown model, version or run.
+    """
+    mv = _version(client, model_name, version)
+    if _run(client, run_id) is None:
+        raise RegistryError(f"run {run_id!r} not found; link an existing run")
+    tags = [RunTag(MODEL_NAME_TAG, model_name), RunTag(MODEL_VERSION_TAG, str(mv.version))]
+    client.log_batch(run_id, tags=tags)
 
 
-def _measurement_runs(client: MlflowClient, model_name: str) -> list[Any]:
-    experiment_ids = [
-        e.experiment_id
-        for e in _paged(client.search_experiments)
-        if e.name in MLFLOW_EXPERIMENTS.values()
-    ]
-    if not experiment_ids:
-        return []
-    return list(
-        _paged(
+def _linked_runs(client: MlflowClient, model_name: str) -> Iterator[Run]:
+    experiment_ids = [e.experiment_id for e in _paged(client.search_experiments)]
+    if experiment_ids:
+        yield from _paged(
             client.search_runs,
             experiment_ids=experiment_ids,
             filter_string=f"tags.`{MODEL_NAME_TAG}` = {_quote(model_name)}",
         )
-    )
 
 
 def get_model_performance_history(
@@ -496,35 +654,50 @@ def get_model_performance_history(
 
     One row per (version, run, metric, step, timestamp, value): the evaluation logged on
     each version's source run (``source="training"``) and every measurement a later run
-    (monitoring) logged against the version (``source`` = that run's experiment type).
+    linked with :func:`link_run_to_version` logged (``source`` = that run's experiment
+    type, e.g. ``"monitoring"``). AUPRC over time per version is then::
+
+        h = history[history.metric == "average_precision"]
+        sns.lineplot(h, x="timestamp", y="value", hue="version")
+
+    Parameters
+    ----------
+    client : MlflowClient
+    model_name : str
+    metrics : iterable of str, optional
+        Only these metrics (default all).
 
     Returns
     -------
     DataFrame
         Columns version (int), run_id, source, metric, step, timestamp (UTC), value,
         sorted by version, metric, timestamp and step.
+
+    Raises
+    ------
+    RegistryError
+        Unknown model.
     """
+    _registered_model(client, model_name)
     wanted = set(metrics) if metrics is not None else None
-    sources: list[tuple[str, str, str]] = []  # (version, run_id, source)
+    sources: dict[tuple[str, str], tuple[str, Iterable[str]]] = {}  # (version, run) -> ...
     for mv in _versions(client, model_name):
-        if mv.run_id:
-            sources.append((mv.version, mv.run_id, "training"))
-    for run in _measurement_runs(client, model_name):
-        version = run.data.tags.get(MODEL_VERSION_TAG)
-        kind = run.data.tags.get(f"{TAG_PREFIX}experiment_type", "unknown")
-        if version and (version, run.info.run_id, "training") not in sources:
-            sources.append((version, run.info.run_id, kind))
-    rows = []
-    for version, run_id, source in sources:
-        run_metrics = _run_metrics(client, run_id)
-        for key in sorted(run_metrics):
-            if wanted is not None and key not in wanted:
-                continue
-            for m in client.get_metric_history(run_id, key):
-                rows.append((int(version), run_id, source, key, m.step, m.timestamp, m.value))
-    frame = pd.DataFrame(
-        rows, columns=["version", "run_id", "source", "metric", "step", "timestamp", "value"]
-    )
+        run = _run(client, mv.run_id)
+        if run is not None:
+            sources[(str(mv.version), mv.run_id)] = (TRAINING_SOURCE, run.data.metrics)
+    known = {version for version, _ in sources}
+    for run in _linked_runs(client, model_name):
+        key = (run.data.tags.get(MODEL_VERSION_TAG, ""), run.info.run_id)
+        if key[0] in known and key not in sources:
+            sources[key] = (run.data.tags.get(EXPERIMENT_TYPE_TAG, "unknown"), run.data.metrics)
+    rows = [
+        (int(version), run_id, source, name, m.step, m.timestamp, m.value)
+        for (version, run_id), (source, names) in sources.items()
+        for name in sorted(names)
+        if wanted is None or name in wanted
+        for m in client.get_metric_history(run_id, name)
+    ]
+    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
     return frame.sort_values(["version", "metric", "timestamp", "step"], ignore_index=True)
 
@@ -538,86 +711,121 @@ def detect_performance_degradation(
     tolerance: float = 0.1,
     stage: str = "Production",
     version: str | int | None = None,
+    higher_is_better: bool = True,
 ) -> DegradationResult:
-    """Compare recent measurements of a version with its training evaluation.
+    """Compare a version's recent measurements with its training evaluation.
+
+    The baseline is the last value of ``metric`` on the version's source run; ``recent``
+    is the mean of the ``window`` most recent measurements linked to the version (see
+    :func:`link_run_to_version`). ``degraded`` is True when the relative drop exceeds
+    ``tolerance``.
 
     Parameters
     ----------
+    client : MlflowClient
+    model_name : str
+    metric : str
+        The metric to watch.
     window : int
-        How many of the most recent monitoring measurements to average.
+        How many of the most recent measurements to average.
     tolerance : float
-        Allowed relative drop (0.1 = 10 % below the baseline) before ``degraded`` is True.
+        Allowed relative drop (0.1 = 10 % worse than the baseline).
     stage : str
         Whose version to check when ``version`` is not given (default the production one).
+    version : str or int, optional
+        Check this version instead.
+    higher_is_better : bool
+        False for metrics such as expected cost, where a rise is a degradation.
+
+    Returns
+    -------
+    DegradationResult
 
     Raises
     ------
+    ConfigurationError
+        ``window`` < 1 or negative ``tolerance``.
     RegistryError
-        No version holds the stage's alias, or the baseline metric is missing.
+        Unknown model or version, no version holds the stage's alias, or the baseline
+        metric is missing.
     """
-    if window < 1 or not 0 <= tolerance < 1:
-        raise RegistryError("window must be >= 1 and tolerance in [0, 1)")
-    if version is None:
-        holder = get_version_by_alias(client, model_name, stage)
-        if holder is None:
-            raise RegistryError(f"model {model_name!r} has no {_alias(stage)!r} alias to check")
-        version = holder.version
-    history = get_model_performance_history(client, model_name, metrics=[metric])
-    mine = history[history["version"] == int(version)]
-    baseline_rows = mine[mine["source"] == "training"]
-    if baseline_rows.empty:
-        raise RegistryError(
-            f"version {version} of {model_name!r} has no {metric!r} on its training run"
+    if window < 1 or tolerance < 0:
+        raise ConfigurationError(
+            f"window={window}, tolerance={tolerance}: window must be >= 1 and tolerance >= 0"
         )
-    baseline = float(baseline_rows["value"].iloc[-1])
-    measured = mine[mine["source"] != "training"].tail(window)
-    recent = float(measured["value"].mean()) if not measured.empty else baseline
-    drop = baseline - recent
-    relative = drop / baseline if baseline else 0.0
+    if version is None:
+        mv = _holder(client, model_name, stage)
+    else:
+        mv = _version(client, model_name, version)
+    history = get_model_performance_history(client, model_name, metrics=[metric])
+    mine = history[history["version"] == int(mv.version)]
+    training = mine[mine["source"] == TRAINING_SOURCE]
+    if training.empty:
+        raise RegistryError(
+            f"version {mv.version} of {model_name!r} has no {metric!r} logged on its training "
+            "run; choose a metric= it logged"
+        )
+    baseline = float(training["value"].iloc[-1])
+    measured = mine[mine["source"] != TRAINING_SOURCE].tail(window)
+    recent = drop = relative = math.nan
+    if not measured.empty:
+        recent = float(measured["value"].mean())
+        drop = baseline - recent if higher_is_better else recent - baseline
+        # A zero baseline has no scale: any worsening counts as infinitely large.
+        if baseline:
+            relative = drop / abs(baseline)
+        else:
+            relative = math.copysign(math.inf, drop) if drop else 0.0
     return DegradationResult(
         model_name=model_name,
-        version=str(version),
+        version=str(mv.version),
         metric=metric,
-        degraded=bool(not measured.empty and relative > tolerance),
+        degraded=bool(relative > tolerance),
         baseline=baseline,
         recent=recent,
         drop=drop,
         relative_drop=relative,
         tolerance=tolerance,
+        window=window,
+        n_measurements=len(measured),
+        higher_is_better=higher_is_better,
+        baseline_run_id=str(training["run_id"].iloc[-1]),
         runs=tuple(dict.fromkeys(measured["run_id"])),
     )
 
 
 def get_registry_overview(client: MlflowClient) -> pd.DataFrame:
-    """Return one row per registered model version with aliases and key metrics.
+    """Return one row per registered model version with its aliases and key metrics.
 
-    Columns: model, version, aliases, created, status, run_id, model_type and the key
-    metrics (average_precision, roc_auc, fraud_precision, fraud_recall, fraud_f1).
+    Returns
+    -------
+    DataFrame
+        Columns model, version (int), aliases (comma-joined), created (UTC), status,
+        run_id, model_type and the key metrics (average_precision, roc_auc,
+        fraud_precision, fraud_recall, fraud_f1) as logged on the version's source run;
+        sorted by model and version. A model without versions is left out.
     """
     rows = []
     for model in _paged(client.search_registered_models):
+        # search_model_versions leaves ModelVersion.aliases empty; the model knows them.
+        aliases: dict[str, list[str]] = {}
+        for alias, holder in (model.aliases or {}).items():
+            aliases.setdefault(str(holder), []).append(alias)
         for mv in _versions(client, model.name):
-            metrics = _run_metrics(client, mv.run_id)
+            run = _run(client, mv.run_id)
+            metrics = run.data.metrics if run else {}
             rows.append(
                 {
                     "model": model.name,
                     "version": int(mv.version),
-                    "aliases": ",".join(sorted(mv.aliases)),
-                    "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
+                    "aliases": ",".join(sorted(aliases.get(str(mv.version), []))),
+                    "created": _created(mv),
                     "status": mv.status,
                     "run_id": mv.run_id,
-                    "model_type": mv.tags.get(f"{TAG_PREFIX}model_type"),
+                    "model_type": _model_type(mv, run.data.params if run else {}),
                     **{k: metrics.get(k) for k in KEY_METRICS},
                 }
             )
-    columns = [
-        "model",
-        "version",
-        "aliases",
-        "created",
-        "status",
-        "run_id",
-        "model_type",
-        *KEY_METRICS,
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    columns = ["model", "version", "aliases", "created", "status", "run_id", "model_type"]
+    frame = pd.DataFrame(rows, columns=[*columns, *KEY_METRICS])
+    return frame.sort_values(["model", "version"], ignore_index=True)

@@ -35,6 +35,7 @@ import math
 import os
 import re
 import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -67,7 +68,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TRUNCATION_MARKER = "...[truncated]"
-_RETRYABLE = ("database is locked", "already exists", "unique constraint", "duplicate key")
+_RETRYABLE = (
+    "database is locked",
+    "already exists",
+    "unique constraint",
+    "duplicate key",
+    "duplicate column",
+)
 
 
 def _retrying(action: Callable[[], T], *, attempts: int = 8, first_delay: float = 0.05) -> T:
@@ -556,6 +563,35 @@ class MlflowManager:
             tags[f"{TAG_PREFIX}data_fingerprint"] = fingerprint
         self.set_tags(tags, run_id=target)
         return fingerprint
+
+    def log_frame(self, df: pd.DataFrame, name: str, *, run_id: str | None = None) -> str:
+        """Log a DataFrame as the Parquet artifact ``data/<name>.parquet``; return its path."""
+        target = self._active_run_id(run_id)
+        with tempfile.TemporaryDirectory(prefix="fraudkit-") as folder:
+            path = Path(folder) / f"{name}.parquet"
+            df.to_parquet(path, index=False)
+            self.client.log_artifact(target, str(path), artifact_path="data")
+        return f"data/{name}.parquet"
+
+    def load_frame(self, run_id: str, name: str) -> pd.DataFrame:
+        """Load a DataFrame logged with :meth:`log_frame` on run ``run_id``.
+
+        Raises
+        ------
+        TrackingError
+            The run has no such artifact.
+        """
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory(prefix="fraudkit-") as folder:
+            try:
+                path = self.client.download_artifacts(run_id, f"data/{name}.parquet", folder)
+            except (MlflowException, OSError) as exc:
+                raise TrackingError(
+                    f"run {run_id} has no logged frame {name!r} (artifact data/{name}.parquet); "
+                    "log it with mlflow_manager.log_frame(df, name)"
+                ) from exc
+            return pd.read_parquet(path)
 
     def log_experiment_summary(
         self, summary: Mapping[str, Any], *, run_id: str | None = None

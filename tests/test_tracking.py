@@ -285,14 +285,16 @@ def test_experiment_type_parsing():
 
 
 def test_importing_fraudkit_touches_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
     code = "import fraudkit; fraudkit.mlflow_manager; import fraudkit.tracking"
     subprocess.run(
         [sys.executable, "-c", code],
-        cwd=tmp_path,
+        cwd=empty,
         check=True,
-        env={**__import__("os").environ, "FRAUDKIT_HOME": str(tmp_path)},
+        env={**__import__("os").environ, "FRAUDKIT_HOME": str(empty)},
     )
-    assert list(Path(tmp_path).iterdir()) == []
+    assert list(empty.iterdir()) == []
 
 
 def test_explicit_tracking_uri(tmp_path):

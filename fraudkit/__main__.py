@@ -1,0 +1,3 @@
+from fraudkit.cli import main
+
+main()

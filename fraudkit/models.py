@@ -1,0 +1,559 @@
+"""Model factory, training, scoring, threshold choice and feature importances.
+
+Every model is a scikit-learn :class:`~sklearn.pipeline.Pipeline` with three named steps:
+
+``features``
+    A :class:`~sklearn.compose.ColumnTransformer` that picks the features out of a raw
+    Kaggle-schema frame by name (``V1``..``V28`` as they are, ``Amount`` through
+    ``np.log1p``, optionally the hour of day as sin/cos of ``Time``) and drops
+    everything else, so ``model.predict_proba(window_df)`` works on frames that still
+    carry ``Time`` and ``Class``. Raw ``Time`` is never a feature: it only grows, so a
+    model that used it would not transfer to later traffic.
+``scaling``
+    ``StandardScaler``, ``RobustScaler`` or ``"passthrough"``.
+``classifier``
+    The estimator, with class-imbalance handling that suits it.
+
+Pipelines hold only scikit-learn and numpy objects (no function defined in fraudkit), so
+MLflow's skops serialisation loads them where fraudkit is not installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    RobustScaler,
+    StandardScaler,
+)
+
+from fraudkit.data import AMOUNT_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN, V_COLUMNS
+from fraudkit.exceptions import DataValidationError, ModelError
+from fraudkit.metrics import validate_amounts, validate_labels_and_scores
+
+__all__ = [
+    "DEFAULT_MODEL_TYPE",
+    "MODEL_TYPES",
+    "SCALING_METHODS",
+    "THRESHOLD_RULES",
+    "ThresholdChoice",
+    "build_model",
+    "choose_threshold",
+    "feature_importances",
+    "predict_scores",
+    "train_model",
+]
+
+MODEL_TYPES: tuple[str, ...] = ("logistic_regression", "hist_gradient_boosting", "random_forest")
+DEFAULT_MODEL_TYPE = "hist_gradient_boosting"
+SCALING_METHODS: tuple[str, ...] = ("standard", "robust", "none")
+THRESHOLD_RULES: tuple[str, ...] = ("precision", "recall", "cost")
+
+_SECONDS_PER_DAY = 86_400
+
+# Defaults sized for two cores and the 284,807 rows (~490 frauds) of the Kaggle data set,
+# tuned on the simulator (benchmarks/bench_models.py).
+# Gradient boosting: with so few positives, a leaf's hessian sum is tiny and unregularised
+# Newton steps overshoot (scikit-learn's defaults stop after 10 iterations at ~55 % of
+# the Bayes-optimal AUPRC); l2_regularization and larger leaves fix that. Early stopping
+# is off because its 10 % hold-out costs ~50 of the frauds, and class weights are off
+# because they lowered AUPRC (0.91 vs 0.95 of the ceiling).
+# Random forest: scikit-learn's defaults take ~165 s; 10 % row subsamples per tree keep
+# ~95 % of the AUPRC at ~10 s. "balanced_subsample" reweights each subsample.
+_ESTIMATORS: dict[str, tuple[type[BaseEstimator], dict[str, Any]]] = {
+    "logistic_regression": (
+        LogisticRegression,
+        {"class_weight": "balanced", "max_iter": 1_000},
+    ),
+    "hist_gradient_boosting": (
+        HistGradientBoostingClassifier,
+        {
+            "max_iter": 100,
+            "learning_rate": 0.1,
+            "max_leaf_nodes": 15,
+            "min_samples_leaf": 100,
+            "l2_regularization": 10.0,
+            "early_stopping": False,
+            "random_state": 0,
+        },
+    ),
+    "random_forest": (
+        RandomForestClassifier,
+        {
+            "n_estimators": 100,
+            "max_samples": 0.1,
+            "max_depth": 12,
+            "min_samples_leaf": 5,
+            "class_weight": "balanced_subsample",
+            "n_jobs": -1,
+            "random_state": 0,
+        },
+    ),
+}
+
+
+def _choice_error(what: str, value: object, allowed: tuple[str, ...]) -> ModelError:
+    return ModelError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def _hour_of_day() -> Pipeline:
+    """``sin`` and ``cos`` of the time of day: hour of day without a midnight jump.
+
+    Built from scikit-learn parts and numpy ufuncs only (weights of a ColumnTransformer
+    turn seconds into radians), so skops loads it with no fraudkit and no private scipy
+    types; periodic splines would need the latter.
+    """
+    radians = ColumnTransformer(
+        [("seconds", "passthrough", [TIME_COLUMN])],
+        transformer_weights={"seconds": 2 * np.pi / _SECONDS_PER_DAY},
+    )
+    cyclic = FeatureUnion(
+        [
+            ("sin", FunctionTransformer(np.sin, feature_names_out="one-to-one")),
+            ("cos", FunctionTransformer(np.cos, feature_names_out="one-to-one")),
+        ]
+    )
+    return Pipeline([("radians", radians), ("cyclic", cyclic)])
+
+
+def _features(include_hour: bool) -> ColumnTransformer:
+    amount = FunctionTransformer(np.log1p, feature_names_out="one-to-one")
+    transformers: list[tuple[str, Any, list[str]]] = [
+        ("v", "passthrough", V_COLUMNS),
+        ("amount", amount, [AMOUNT_COLUMN]),
+    ]
+    if include_hour:
+        transformers.append(("hour", _hour_of_day(), [TIME_COLUMN]))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def _scaling(method: str) -> BaseEstimator | str:
+    scalers = {"standard": StandardScaler(), "robust": RobustScaler(), "none": "passthrough"}
+    if method not in scalers:
+        raise _choice_error("scaling method", method, SCALING_METHODS)
+    return scalers[method]
+
+
+def build_model(
+    model_type: str = DEFAULT_MODEL_TYPE,
+    *,
+    scaling_method: str = "standard",
+    include_hour: bool = False,
+    **params: Any,
+) -> Pipeline:
+    """Build an unfitted fraud model that accepts a raw Kaggle-schema frame.
+
+    Parameters
+    ----------
+    model_type : str, default "hist_gradient_boosting"
+        One of :data:`MODEL_TYPES`.
+    scaling_method : str, default "standard"
+        One of :data:`SCALING_METHODS`; applied to every feature after selection.
+    include_hour : bool, default False
+        Add the hour of day, derived from ``Time`` as its sine and cosine, as features.
+    **params
+        Classifier parameters; they override fraudkit's defaults (e.g. ``C=0.1``,
+        ``max_iter=300``, ``n_estimators=200``).
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Steps ``features``, ``scaling``, ``classifier``.
+
+    Raises
+    ------
+    ModelError
+        For an unknown model type, scaling method or classifier parameter.
+    """
+    if model_type not in _ESTIMATORS:
+        raise _choice_error("model type", model_type, MODEL_TYPES)
+    estimator_class, defaults = _ESTIMATORS[model_type]
+    valid = estimator_class().get_params()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ModelError(
+            f"unknown parameter(s) {', '.join(unknown)} for {model_type}; "
+            f"valid parameters: {', '.join(sorted(valid))}"
+        )
+    return Pipeline(
+        [
+            ("features", _features(include_hour)),
+            ("scaling", _scaling(scaling_method)),
+            ("classifier", estimator_class(**(defaults | params))),
+        ]
+    )
+
+
+def _input_columns(features: ColumnTransformer) -> list[str]:
+    """Columns the ``features`` step reads from its input frame."""
+    return [c for _, _, columns in features.transformers for c in columns]
+
+
+def _labels(df: pd.DataFrame, what: str) -> np.ndarray:
+    """The ``Class`` column as int 0/1 with both classes present, or DataValidationError."""
+    if LABEL_COLUMN not in df.columns:
+        raise DataValidationError(
+            f"{what} has no {LABEL_COLUMN!r} column; pass labelled transactions "
+            "(0 = legitimate, 1 = fraud)"
+        )
+    y = df[LABEL_COLUMN].to_numpy()
+    bad = ~np.isin(y, (0, 1))
+    if bad.any():
+        raise DataValidationError(
+            f"{what}: column {LABEL_COLUMN} must hold 0 (legitimate) or 1 (fraud); "
+            f"{int(bad.sum())} rows do not, the first at index {df.index[bad][0]!r}"
+        )
+    if np.unique(y).size < 2:
+        raise DataValidationError(
+            f"{what} holds only class {int(y[0])} ({y.size} rows); "
+            "a fraud model needs both legitimate (0) and fraud (1) rows"
+        )
+    return y.astype(int)
+
+
+def _check_features(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            f"{what} lacks feature column(s) {', '.join(missing)}; "
+            "pass a frame in the Kaggle creditcard.csv schema"
+        )
+    try:
+        values = df[columns].to_numpy(dtype=float)
+    except (TypeError, ValueError) as error:
+        raise DataValidationError(f"{what}: feature columns must be numeric ({error})") from None
+    rows, cols = np.nonzero(~np.isfinite(values))
+    if rows.size:
+        raise DataValidationError(
+            f"{what}: column {columns[cols[0]]} at index {df.index[rows[0]]!r} is not finite "
+            f"({rows.size} such values); drop or impute those rows"
+        )
+
+
+def train_model(
+    train_df: pd.DataFrame, model_type: str = DEFAULT_MODEL_TYPE, **params: Any
+) -> Pipeline:
+    """Build a model with :func:`build_model` and fit it on a labelled frame.
+
+    Parameters
+    ----------
+    train_df : pandas.DataFrame
+        Kaggle-schema transactions with the ``Class`` label and both classes present.
+    model_type : str, default "hist_gradient_boosting"
+        One of :data:`MODEL_TYPES`.
+    **params
+        Passed to :func:`build_model` (``scaling_method``, ``include_hour`` and classifier
+        parameters).
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        The fitted pipeline.
+
+    Raises
+    ------
+    DataValidationError
+        When ``Class`` or a feature column is missing, a label is not 0/1, only one
+        class is present or a feature is not a finite number.
+    ModelError
+        For an unknown model type or parameter.
+    """
+    model = build_model(model_type, **params)
+    y = _labels(train_df, "training frame")
+    _check_features(train_df, _input_columns(model["features"]), "training frame")
+    return model.fit(train_df, y)
+
+
+def _positive_column(output: Any, classes: Any) -> np.ndarray:
+    """Fraud-probability column of a (n,), (n, 1) or (n, 2) prediction output."""
+    array = np.asarray(output, dtype=float)
+    if array.ndim == 2 and array.shape[1] == 2:
+        column = list(classes).index(1) if classes is not None else 1
+        return array[:, column]
+    if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
+        return array.ravel()
+    raise ModelError(
+        f"model output has shape {array.shape}; expected (n,), (n, 1) or (n, 2) fraud scores"
+    )
+
+
+def predict_scores(model: Any, df: pd.DataFrame) -> np.ndarray:
+    """Fraud probability of each row of ``df``.
+
+    Works by duck typing on scikit-learn estimators (``predict_proba``) and on objects
+    whose ``predict`` returns an ``(n, 2)`` array or frame (an MLflow pyfunc model logged
+    with ``pyfunc_predict_fn="predict_proba"``) or a 1-D array of scores. The ``Class``
+    column is dropped before predicting, so no model can see the label.
+
+    Parameters
+    ----------
+    model : object
+        A fitted model.
+    df : pandas.DataFrame
+        Transactions in the Kaggle schema (``Time`` and ``Class`` may be present).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+        Fraud scores, higher meaning more likely fraud.
+
+    Raises
+    ------
+    ModelError
+        When the model has neither ``predict_proba`` nor ``predict``, or returns an output
+        of the wrong shape.
+    """
+    features = df.drop(columns=[LABEL_COLUMN], errors="ignore")
+    if hasattr(model, "predict_proba"):
+        output = model.predict_proba(features)
+    elif hasattr(model, "predict"):
+        output = model.predict(features)
+    else:
+        raise ModelError(f"{type(model).__name__} has neither predict_proba nor predict")
+    scores = _positive_column(output, getattr(model, "classes_", None))
+    if scores.shape != (len(df),):
+        raise ModelError(f"model returned {scores.size} scores for {len(df)} rows")
+    return scores
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """An operating threshold and how it performs on the data it was chosen on.
+
+    Attributes
+    ----------
+    threshold : float
+        Alert when ``score >= threshold``.
+    rule : str
+        ``"precision"``, ``"recall"`` or ``"cost"``.
+    target : float or None
+        The precision or recall target (None for the cost rule).
+    precision, recall : float
+        Fraud precision and recall at ``threshold``.
+    expected_cost : float or None
+        Review cost of the alerts plus the amount of missed frauds (None without amounts).
+    """
+
+    threshold: float
+    rule: str
+    target: float | None
+    precision: float
+    recall: float
+    expected_cost: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields."""
+        return asdict(self)
+
+
+def _operating_points(
+    y: np.ndarray, s: np.ndarray, amount: np.ndarray | None, review_cost: float
+) -> pd.DataFrame:
+    """Precision, recall and cost at every distinct threshold, highest threshold first.
+
+    The first row is "no alerts" (a threshold just above the top score), so the cost rule
+    can choose not to alert at all.
+    """
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s_sorted)), s.size - 1]
+    alerts = np.r_[0, last_of_tie + 1]
+    caught = np.r_[0, np.cumsum(y_sorted)[last_of_tie]]
+    points = pd.DataFrame(
+        {
+            "threshold": np.r_[np.nextafter(s_sorted[0], np.inf), s_sorted[last_of_tie]],
+            "precision": np.divide(caught, alerts, out=np.zeros(alerts.size), where=alerts > 0),
+            "recall": caught / y.sum(),
+        }
+    )
+    if amount is not None:
+        caught_amount = np.r_[0.0, np.cumsum(amount[order] * y_sorted)[last_of_tie]]
+        points["expected_cost"] = review_cost * alerts + amount[y == 1].sum() - caught_amount
+    return points
+
+
+def choose_threshold(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    rule: str = "precision",
+    target: float = 0.9,
+    amount: ArrayLike | None = None,
+    review_cost: float = 5.0,
+) -> ThresholdChoice:
+    """Choose an operating threshold on labelled (validation) scores.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        True labels, 0 or 1, both present.
+    scores : array-like of shape (n,)
+        Fraud scores.
+    rule : {"precision", "recall", "cost"}, default "precision"
+        ``"precision"``: the lowest threshold whose precision reaches ``target`` (the most
+        recall at that precision). ``"recall"``: the highest threshold whose recall
+        reaches ``target`` (the fewest alerts for that recall). ``"cost"``: the threshold
+        of least expected cost (``review_cost`` per alert plus the amount of every missed
+        fraud); needs ``amount``.
+    target : float, default 0.9
+        Precision or recall target in (0, 1]; ignored by the cost rule.
+    amount : array-like of shape (n,), optional
+        Transaction amounts; required by the cost rule, and adds ``expected_cost`` to
+        the result of the other rules.
+    review_cost : float, default 5.0
+        Cost of reviewing one alert.
+
+    Returns
+    -------
+    ThresholdChoice
+
+    Raises
+    ------
+    ModelError
+        For an unknown rule, a target outside (0, 1], the cost rule without ``amount``,
+        or a target no threshold reaches (the message gives the best achievable value).
+    DataValidationError
+        For invalid labels/scores/amounts or labels of a single class.
+    """
+    if rule not in THRESHOLD_RULES:
+        raise _choice_error("threshold rule", rule, THRESHOLD_RULES)
+    if rule != "cost" and not 0.0 < target <= 1.0:
+        raise ModelError(f"{rule} target must lie in (0, 1], got {target!r}")
+    if rule == "cost" and amount is None:
+        raise ModelError("the cost rule needs the transaction amounts: pass amount=df['Amount']")
+    y, s = validate_labels_and_scores(y_true, scores)
+    if np.unique(y).size < 2:
+        raise DataValidationError(
+            "choosing a threshold needs both legitimate (0) and fraud (1) labels"
+        )
+    amounts = None if amount is None else validate_amounts(amount, y.size)
+    points = _operating_points(y, s, amounts, review_cost)
+    if rule == "cost":
+        best = points.loc[points["expected_cost"].idxmin()]
+    else:
+        reached = points[points[rule] >= target]
+        if reached.empty:
+            raise ModelError(
+                f"no threshold reaches {rule} {target}; the best achievable {rule} is "
+                f"{points[rule].max():.4f}; lower the target"
+            )
+        # Rows run from the highest threshold down. Precision rule: the lowest threshold
+        # (most recall); recall rule: the highest (fewest alerts).
+        best = reached.iloc[-1] if rule == "precision" else reached.iloc[0]
+    return ThresholdChoice(
+        threshold=float(best["threshold"]),
+        rule=rule,
+        target=None if rule == "cost" else float(target),
+        precision=float(best["precision"]),
+        recall=float(best["recall"]),
+        expected_cost=float(best["expected_cost"]) if amounts is not None else None,
+    )
+
+
+def _feature_blocks(model: Any) -> list[tuple[str, list[str], int]] | None:
+    """(name, input columns, output width) of each block of a fitted ``features`` step.
+
+    None for models that are not fraudkit pipelines.
+    """
+    features = getattr(model, "named_steps", {}).get("features")
+    if not isinstance(features, ColumnTransformer) or not hasattr(features, "output_indices_"):
+        return None
+    widths = {name: s.stop - s.start for name, s in features.output_indices_.items()}
+    return [
+        (name, list(cols), widths[name]) for name, _, cols in features.transformers_ if widths[name]
+    ]
+
+
+def _native_importances(model: Any) -> pd.Series | None:
+    classifier = model[-1] if isinstance(model, Pipeline) else model
+    if hasattr(classifier, "feature_importances_"):
+        values = np.asarray(classifier.feature_importances_)
+    elif hasattr(classifier, "coef_"):
+        values = np.abs(np.asarray(classifier.coef_)).ravel()
+    else:
+        return None
+    blocks = _feature_blocks(model)
+    if blocks is None:
+        names = getattr(classifier, "feature_names_in_", None)
+        return None if names is None else pd.Series(values, index=list(names))
+    # One-to-one blocks name outputs by column; the hour's sin and cos by the block name.
+    labels = [
+        label
+        for name, columns, width in blocks
+        for label in (columns if width == len(columns) else [name] * width)
+    ]
+    return pd.Series(values, index=labels).groupby(level=0, sort=False).sum()
+
+
+def _permutation_importances(
+    model: Any, df: pd.DataFrame, n_repeats: int, random_state: int
+) -> pd.Series:
+    y = _labels(df, "importance frame")
+    blocks = _feature_blocks(model)
+    if blocks is None:
+        columns = [c for c in FEATURE_COLUMNS if c in df.columns]
+        labels = columns
+    else:
+        columns = [column for _, block_columns, _ in blocks for column in block_columns]
+        labels = [
+            column if width == len(block_columns) else name
+            for name, block_columns, width in blocks
+            for column in block_columns
+        ]
+    result = permutation_importance(
+        model,
+        df[columns],
+        y,
+        scoring="average_precision",
+        n_repeats=n_repeats,
+        random_state=random_state,
+    )
+    return pd.Series(result.importances_mean, index=labels)
+
+
+def feature_importances(
+    model: Any, df: pd.DataFrame, *, n_repeats: int = 5, random_state: int = 0
+) -> pd.Series:
+    """Importance of each input feature, most important first.
+
+    Random forests report their impurity importances, logistic regression the absolute
+    coefficients (comparable because features are scaled; with ``scaling_method="none"``
+    they are not), and other models (gradient boosting included) the mean drop in
+    average precision when the feature is permuted in ``df``. The hour's sin and cos
+    are reported together as ``"hour"``.
+
+    Parameters
+    ----------
+    model : sklearn.pipeline.Pipeline or estimator
+        A fitted model, usually from :func:`train_model`.
+    df : pandas.DataFrame
+        Labelled transactions for permutation importance (validation data, ideally a few
+        tens of thousands of rows: each repeat re-scores the frame once per feature).
+        Unused for native importances.
+    n_repeats : int, default 5
+        Permutations per feature.
+    random_state : int, default 0
+        Seed of the permutations.
+
+    Returns
+    -------
+    pandas.Series
+        Importance indexed by feature name, sorted in descending order.
+    """
+    importances = _native_importances(model)
+    if importances is None:
+        importances = _permutation_importances(model, df, n_repeats, random_state)
+    importances.name = "importance"
+    importances.index.name = "feature"
+    return importances.sort_values(ascending=False, kind="stable")

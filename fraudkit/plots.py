@@ -1,0 +1,422 @@
+"""Plots for fraud models: curves, confusion matrix, scores, importances, history, drift.
+
+Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show()``.
+Given ``ax=``, a function draws on it and returns its figure; otherwise it creates one
+figure through pyplot (so notebooks display it) and nothing else. Scripts should close
+the figures they receive (``plt.close(fig)``). Functions set no global style, so they are
+safe under the Agg backend and in any notebook theme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+from sklearn.metrics import (
+    average_precision_score,
+    confusion_matrix,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
+
+from fraudkit.exceptions import DataValidationError
+from fraudkit.metrics import validate_labels_and_scores
+
+__all__ = [
+    "plot_confusion_matrix",
+    "plot_drift_heatmap",
+    "plot_feature_importance",
+    "plot_metric_difference",
+    "plot_metric_history",
+    "plot_pr_curve",
+    "plot_roc_curve",
+    "plot_score_distributions",
+    "plot_windows",
+]
+
+_FIGSIZE = (6.4, 4.8)
+_CLASS_NAMES = ("legitimate", "fraud")
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = _FIGSIZE) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return fig, ax
+
+
+def _named_scores(
+    y_true: ArrayLike, scores: ArrayLike | Mapping[str, ArrayLike]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Validated labels and a name -> scores dict (one unnamed array becomes "model")."""
+    named = dict(scores) if isinstance(scores, Mapping) else {"model": scores}
+    if not named:
+        raise DataValidationError("scores is an empty mapping; pass at least one model")
+    checked = {name: validate_labels_and_scores(y_true, s) for name, s in named.items()}
+    y = next(iter(checked.values()))[0]
+    if np.unique(y).size < 2:
+        raise DataValidationError("curves need both legitimate (0) and fraud (1) labels")
+    return y, {name: s for name, (_, s) in checked.items()}
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{what} lacks column(s) {', '.join(map(str, missing))}; "
+            f"it has: {', '.join(map(str, frame.columns))}"
+        )
+
+
+def plot_pr_curve(
+    y_true: ArrayLike,
+    scores: ArrayLike | Mapping[str, ArrayLike],
+    *,
+    bayes_scores: ArrayLike | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Precision-recall curves of one or several models on the same labels.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        True labels, 0 or 1 (both present).
+    scores : array-like of shape (n,) or mapping of str to array-like
+        Fraud scores of one model, or of several models by name (one curve each).
+    bayes_scores : array-like of shape (n,), optional
+        True fraud probabilities (from the simulator); drawn dashed as the Bayes-optimal
+        curve, the ceiling for any model on these transactions.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line per model (average precision in the legend), the Bayes-optimal curve
+        when given, and a dotted no-skill line at the fraud rate.
+    """
+    y, named = _named_scores(y_true, scores)
+    lines = [(name, s, "-") for name, s in named.items()]
+    if bayes_scores is not None:
+        lines.append(("Bayes-optimal", validate_labels_and_scores(y, bayes_scores)[1], "--"))
+    fig, ax = _axes(ax)
+    for name, s, style in lines:
+        precision, recall, _ = precision_recall_curve(y, s)
+        label = f"{name} (AP = {average_precision_score(y, s):.3f})"
+        ax.step(recall, precision, where="post", linestyle=style, label=label)
+    ax.axhline(y.mean(), color="grey", linestyle=":", label=f"no skill ({y.mean():.4f})")
+    ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title("Precision-recall curve")
+    ax.legend(loc="lower left")
+    return fig
+
+
+def plot_roc_curve(
+    y_true: ArrayLike,
+    scores: ArrayLike | Mapping[str, ArrayLike],
+    *,
+    ax: Axes | None = None,
+) -> Figure:
+    """ROC curves of one or several models, with ROC AUC in the legend.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        True labels, 0 or 1 (both present).
+    scores : array-like of shape (n,) or mapping of str to array-like
+        Fraud scores of one model, or of several models by name.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line per model plus the dashed chance diagonal.
+    """
+    y, named = _named_scores(y_true, scores)
+    fig, ax = _axes(ax)
+    for name, s in named.items():
+        fpr, tpr, _ = roc_curve(y, s)
+        ax.plot(fpr, tpr, label=f"{name} (AUC = {roc_auc_score(y, s):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance")
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title("ROC curve")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def plot_confusion_matrix(
+    y_true: ArrayLike, scores: ArrayLike, threshold: float, *, ax: Axes | None = None
+) -> Figure:
+    """Confusion matrix (counts) of alerts ``score >= threshold`` against the labels.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        True labels, 0 or 1.
+    scores : array-like of shape (n,)
+        Fraud scores.
+    threshold : float
+        Operating threshold.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A 2 x 2 annotated heatmap, true class in rows, predicted class in columns.
+    """
+    y, s = validate_labels_and_scores(y_true, scores)
+    matrix = confusion_matrix(y, (s >= threshold).astype(int), labels=[0, 1])
+    fig, ax = _axes(ax, figsize=(4.8, 4.0))
+    sns.heatmap(
+        pd.DataFrame(matrix, index=_CLASS_NAMES, columns=_CLASS_NAMES),
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        ax=ax,
+    )
+    ax.set(
+        xlabel="Predicted", ylabel="Actual", title=f"Confusion matrix at threshold {threshold:.4g}"
+    )
+    return fig
+
+
+def plot_score_distributions(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    threshold: float | None = None,
+    bins: int = 50,
+    ax: Axes | None = None,
+) -> Figure:
+    """Score density of each class on a logarithmic score axis.
+
+    Fraud scores span orders of magnitude (most legitimate transactions score near 0),
+    so bins are spaced logarithmically; each class is normalised to unit area so that
+    the rare fraud class stays visible. Scores are clipped below at the smallest
+    positive score (or 1e-6).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        True labels, 0 or 1.
+    scores : array-like of shape (n,)
+        Fraud scores, non-negative.
+    threshold : float, optional
+        Draws the operating threshold as a vertical line.
+    bins : int, default 50
+        Number of logarithmic bins.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One step histogram per class present.
+    """
+    y, s = validate_labels_and_scores(y_true, scores)
+    positive = s[s > 0]
+    low = max(positive.min() if positive.size else 1e-6, 1e-6)
+    high = max(s.max(), low * 10)
+    clipped = np.clip(s, low, high)
+    edges = np.logspace(np.log10(low), np.log10(high), bins + 1)
+    fig, ax = _axes(ax)
+    for label, name in enumerate(_CLASS_NAMES):
+        if (y == label).any():
+            ax.hist(clipped[y == label], bins=edges, density=True, histtype="step", label=name)
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
+    ax.set_xscale("log")
+    ax.set(xlabel="Fraud score (log scale)", ylabel="Density", title="Score distribution by class")
+    ax.legend()
+    return fig
+
+
+def plot_feature_importance(
+    importances: pd.Series, top: int = 20, *, ax: Axes | None = None
+) -> Figure:
+    """Horizontal bars of the ``top`` most important features, the most important on top.
+
+    Parameters
+    ----------
+    importances : pandas.Series
+        Importance by feature name (e.g. from :func:`fraudkit.models.feature_importances`).
+    top : int, default 20
+        Number of features shown.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if importances.empty:
+        raise DataValidationError("importances is empty; pass one value per feature")
+    shown = importances.sort_values(ascending=False).head(top)
+    fig, ax = _axes(ax, figsize=(6.4, 0.3 * len(shown) + 1.2))
+    ax.barh([str(name) for name in shown.index[::-1]], shown.to_numpy()[::-1])
+    ax.set(xlabel=str(importances.name or "importance"), title=f"Top {len(shown)} features")
+    return fig
+
+
+def plot_metric_history(
+    history: pd.DataFrame,
+    metric: str = "average_precision",
+    x: str = "step",
+    by: str = "version",
+    *,
+    ax: Axes | None = None,
+) -> Figure:
+    """One metric over time, one line per model version (or run, with ``by=``).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        Tidy history with at least the columns ``metric``, ``value``, ``x`` and ``by``
+        (e.g. ``version, metric, step, timestamp, value``).
+    metric : str, default "average_precision"
+        Metric to draw.
+    x : str, default "step"
+        Column for the horizontal axis (``step`` or ``timestamp``).
+    by : str, default "version"
+        Column whose values each get their own line.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    DataValidationError
+        When a column is missing or ``metric`` is absent from the history.
+    """
+    _require_columns(history, ["metric", "value", x, by], "history")
+    rows = history[history["metric"] == metric]
+    if rows.empty:
+        available = ", ".join(map(str, sorted(history["metric"].unique())))
+        raise DataValidationError(
+            f"history has no metric {metric!r}; available: {available or 'none'}"
+        )
+    fig, ax = _axes(ax)
+    for key, group in rows.sort_values(x).groupby(by, sort=True):
+        ax.plot(group[x], group["value"], marker="o", label=f"{by} {key}")
+    ax.set(xlabel=x, ylabel=metric, title=f"{metric} history")
+    ax.legend()
+    return fig
+
+
+def plot_windows(
+    frame: pd.DataFrame,
+    metrics: Sequence[str],
+    *,
+    x: str = "window",
+    onset: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Metrics per monitoring window, with the drift onset marked.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per window, with column ``x`` and one column per metric.
+    metrics : sequence of str
+        Columns to draw, one line each.
+    x : str, default "window"
+        Column for the horizontal axis.
+    onset : float, optional
+        Window at which drift starts; drawn as a vertical dashed line.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    _require_columns(frame, [x, *metrics], "window frame")
+    fig, ax = _axes(ax)
+    ordered = frame.sort_values(x)
+    for metric in metrics:
+        ax.plot(ordered[x], ordered[metric], marker="o", label=metric)
+    if onset is not None:
+        ax.axvline(onset, color="red", linestyle="--", label="drift onset")
+    ax.set(xlabel=x, ylabel="value", title="Metrics by window")
+    ax.legend()
+    return fig
+
+
+def plot_drift_heatmap(
+    table: pd.DataFrame, *, label: str = "drift statistic", ax: Axes | None = None
+) -> Figure:
+    """Heatmap of a per-window, per-feature drift table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows are windows, columns features, values a drift statistic or ``-log10 p``.
+    label : str, default "drift statistic"
+        Colour-bar label.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if table.empty:
+        raise DataValidationError("drift table is empty; pass one row per window")
+    width = min(4 + 0.35 * table.shape[1], 16)
+    fig, ax = _axes(ax, figsize=(width, 1.5 + 0.35 * table.shape[0]))
+    sns.heatmap(table.astype(float), cmap="viridis", cbar_kws={"label": label}, ax=ax)
+    ax.set(xlabel=table.columns.name or "feature", ylabel=table.index.name or "window")
+    ax.set_title("Drift by window and feature")
+    return fig
+
+
+def plot_metric_difference(
+    diff: float, ci_low: float, ci_high: float, *, metric: str, ax: Axes | None = None
+) -> Figure:
+    """A/B difference of one metric with its confidence interval, against zero.
+
+    Parameters
+    ----------
+    diff : float
+        Point estimate of the difference (B minus A, say).
+    ci_low, ci_high : float
+        Confidence interval bounds; ``ci_low <= diff <= ci_high``.
+    metric : str
+        Metric name, used for the axis label.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The point with its interval as an error bar and a dashed line at zero; the title
+        says whether the interval excludes zero.
+    """
+    if not ci_low <= diff <= ci_high:
+        raise DataValidationError(
+            f"expected ci_low <= diff <= ci_high, got {ci_low} <= {diff} <= {ci_high}"
+        )
+    fig, ax = _axes(ax, figsize=(6.4, 2.4))
+    ax.errorbar(
+        [diff], [0], xerr=[[diff - ci_low], [ci_high - diff]], fmt="o", capsize=6, label=metric
+    )
+    ax.axvline(0, color="grey", linestyle="--")
+    ax.set_yticks([])
+    verdict = "interval excludes 0" if ci_low > 0 or ci_high < 0 else "interval includes 0"
+    ax.set(xlabel=f"difference in {metric}", title=f"{metric}: {diff:+.4f} ({verdict})")
+    return fig

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from fraudkit.exceptions import DataValidationError
+from fraudkit.metrics import (
+    card_precision_at_k,
+    evaluate,
+    expected_cost,
+    recall_at_precision,
+)
+
+
+@pytest.fixture
+def labelled() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """2,000 transactions, ~5 % fraud, informative but imperfect scores, amounts."""
+    rng = np.random.default_rng(7)
+    y = (rng.random(2_000) < 0.05).astype(int)
+    scores = 1 / (1 + np.exp(-(rng.normal(size=y.size) + 2.5 * y - 2)))
+    amount = rng.lognormal(3, 1, size=y.size)
+    return y, scores, amount
+
+
+def _brute_recall_at_precision(y: np.ndarray, s: np.ndarray, level: float) -> float:
+    best = 0.0
+    for t in np.unique(s):
+        alerts = s >= t
+        if y[alerts].mean() >= level:
+            best = max(best, y[alerts].sum() / y.sum())
+    return best
+
+
+def test_evaluate_matches_scikit_learn(labelled) -> None:
+    y, s, _ = labelled
+    result = evaluate(y, s, threshold=0.3)
+    predicted = (s >= 0.3).astype(int)
+    assert result["accuracy"] == pytest.approx(accuracy_score(y, predicted))
+    assert result["average_precision"] == pytest.approx(average_precision_score(y, s))
+    assert result["roc_auc"] == pytest.approx(roc_auc_score(y, s))
+    assert result["fraud_precision"] == pytest.approx(precision_score(y, predicted))
+    assert result["fraud_recall"] == pytest.approx(recall_score(y, predicted))
+    assert result["fraud_f1"] == pytest.approx(f1_score(y, predicted))
+    assert result["threshold"] == 0.3
+    assert result["n_transactions"] == y.size
+    assert result["n_fraud"] == y.sum()
+    assert result["fraud_rate"] == pytest.approx(y.mean())
+    assert result["n_alerts"] == predicted.sum()
+
+
+def test_evaluate_keys_and_default_threshold(labelled) -> None:
+    y, s, _ = labelled
+    result = evaluate(y, s)
+    assert result["threshold"] == 0.5
+    assert result["n_alerts"] == (s >= 0.5).sum()
+    assert {"recall_at_precision_50", "recall_at_precision_80", "recall_at_precision_90"} <= set(
+        result
+    )
+    assert not {"expected_cost", "card_precision_at_100"} & set(result)
+    assert all(isinstance(v, int | float) for v in result.values())
+
+
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.9])
+def test_recall_at_precision_matches_brute_force(labelled, level: float) -> None:
+    y, s, _ = labelled
+    expected = _brute_recall_at_precision(y, s, level)
+    assert recall_at_precision(y, s, level) == pytest.approx(expected)
+    key = f"recall_at_precision_{round(level * 100)}"
+    assert evaluate(y, s)[key] == pytest.approx(expected)
+
+
+def test_recall_at_precision_is_zero_when_unreachable() -> None:
+    assert recall_at_precision([0, 1, 0, 1], [0.9, 0.1, 0.8, 0.2], 0.9) == 0.0
+
+
+def test_cost_metrics(labelled) -> None:
+    y, s, amount = labelled
+    result = evaluate(y, s, threshold=0.4, amount=amount, review_cost=2.0)
+    alerts = s >= 0.4
+    missed = amount[(y == 1) & ~alerts].sum()
+    assert result["fraud_amount_missed"] == pytest.approx(missed)
+    assert result["fraud_amount_caught"] == pytest.approx(amount[(y == 1) & alerts].sum())
+    assert result["expected_cost"] == pytest.approx(2.0 * alerts.sum() + missed)
+    per_transaction = result["expected_cost"] / y.size
+    assert result["expected_cost_per_transaction"] == pytest.approx(per_transaction)
+    assert expected_cost(y, s, 0.4, amount, 2.0) == pytest.approx(result["expected_cost"])
+
+
+def test_card_precision_at_k_uses_max_score_per_card() -> None:
+    # card a: one fraud with a low score, but its max score is the highest of all cards.
+    y = [0, 1, 0, 0, 1, 0]
+    s = [0.95, 0.1, 0.9, 0.2, 0.85, 0.3]
+    cards = ["a", "a", "b", "b", "c", "d"]
+    assert card_precision_at_k(y, s, cards, k=1) == 1.0  # a
+    assert card_precision_at_k(y, s, cards, k=2) == 0.5  # a, b
+    assert card_precision_at_k(y, s, cards, k=3) == pytest.approx(2 / 3)  # a, b, c
+    assert card_precision_at_k(y, s, cards, k=10) == 0.5  # all four cards
+    assert evaluate(y, s, card_ids=cards, k=3)["card_precision_at_3"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_single_class_gives_nan_ranking_metrics(label: int) -> None:
+    result = evaluate([label] * 5, [0.1, 0.2, 0.6, 0.7, 0.9])
+    assert math.isnan(result["average_precision"])
+    assert math.isnan(result["roc_auc"])
+    assert math.isnan(result["recall_at_precision_90"])
+    assert result["n_alerts"] == 3
+    assert result["accuracy"] == pytest.approx(0.6 if label else 0.4)
+
+
+@pytest.mark.parametrize(
+    ("y", "s", "match"),
+    [
+        ([0, 1, 0], [0.1, 0.2], "3 values but scores has 2"),
+        ([0, 1, 2], [0.1, 0.2, 0.3], "row 2 is 2"),
+        ([0, 1, 0], [0.1, float("nan"), 0.3], "row 1 is nan"),
+        ([], [], "empty"),
+    ],
+)
+def test_invalid_inputs_raise(y, s, match: str) -> None:
+    with pytest.raises(DataValidationError, match=match):
+        evaluate(y, s)
+
+
+def test_invalid_amount_and_levels_raise() -> None:
+    with pytest.raises(DataValidationError, match="amount has 2 values"):
+        evaluate([0, 1, 0], [0.1, 0.2, 0.3], amount=[1.0, 2.0])
+    with pytest.raises(DataValidationError, match=r"\[0, 1\]"):
+        evaluate([0, 1, 0], [0.1, 0.2, 0.3], precision_levels=(1.5,))
+    with pytest.raises(DataValidationError, match="card_ids has 1 values"):
+        card_precision_at_k([0, 1], [0.1, 0.2], ["a"], k=1)

@@ -1,0 +1,238 @@
+"""The notebook runner and the training / model-comparison notebooks, executed for real."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+
+from fraudkit import mlflow_manager
+from fraudkit.cli import cli
+from fraudkit.config import notebooks_dir
+from fraudkit.exceptions import NotebookExecutionError, NotebookParameterError
+from fraudkit.notebooks import (
+    NOTEBOOKS,
+    build_report_index,
+    notebook_parameters,
+    run_notebook,
+    validate_parameters,
+)
+
+pytestmark = pytest.mark.notebook
+
+SMALL = {"n_transactions": 20_000, "fraud_rate": 0.01}
+MODEL = "credit_card_fraud_detector"
+
+
+@pytest.fixture
+def store(backend):
+    """The default manager; notebook tests run on the embedded store only."""
+    return mlflow_manager
+
+
+def _artifacts(run_id: str, path: str) -> set[str]:
+    return {a.path for a in mlflow_manager.client.list_artifacts(run_id, path)}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_training_notebook_headless(store, fraudkit_home):
+    result = run_notebook("training", SMALL, pipeline_id="pipe-1", progress=False)
+    run = store.client.get_run(result.run_id)
+    assert result.status == run.info.status == "FINISHED"
+    assert run.info.run_name.startswith("training-01_training-")
+    tags = run.data.tags
+    assert tags["fraudkit.notebook"] == "01_training.ipynb"
+    assert tags["fraudkit.pipeline_id"] == "pipe-1"
+    assert tags["fraudkit.experiment_type"] == "training"
+    assert len(tags["fraudkit.data_fingerprint"]) >= 16
+    assert run.data.params["model_type"] == "hist_gradient_boosting"
+    assert run.data.params["n_transactions"] == "20000"
+    metrics = run.data.metrics
+    assert 0 < metrics["average_precision"] <= metrics["bayes_average_precision"] + 0.05
+    assert "val_average_precision" in metrics
+    assert {
+        "notebook/notebook.ipynb",
+        "notebook/report.html",
+        "notebook/notebook.html",
+    } <= _artifacts(result.run_id, "notebook")
+    assert "plots/precision_recall.png" in _artifacts(result.run_id, "plots")
+    # The first model ever registered is both staging and production.
+    version = store.client.get_model_version_by_alias(MODEL, "production")
+    assert version.run_id == result.run_id
+    assert sorted(version.aliases) == ["production", "staging"]
+    # The report hides code; the full rendering keeps it.
+    report = re.sub(r"<[^>]+>", "", result.html_report.read_text())
+    full = re.sub(r"<[^>]+>", "", result.html_full.read_text())
+    assert "train_model(" in full and "train_model(" not in report
+    assert "data:image/png;base64" in result.html_report.read_text()
+    executed = nbformat.read(result.executed_notebook, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_comparison_notebook_nested_runs_and_staging(store):
+    first = run_notebook("training", SMALL, progress=False)
+    result = run_notebook(
+        "model_comparison",
+        {**SMALL, "model_types": "logistic_regression,hist_gradient_boosting"},
+        progress=False,
+    )
+    children = store.client.search_runs(
+        [store.experiment_id("model_comparison")],
+        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'",
+    )
+    assert sorted(c.data.params["model_type"] for c in children) == [
+        "hist_gradient_boosting",
+        "logistic_regression",
+    ]
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert all("average_precision" in c.data.metrics for c in children)
+    staging = store.client.get_model_version_by_alias(MODEL, "staging")
+    production = store.client.get_model_version_by_alias(MODEL, "production")
+    assert staging.run_id == result.run_id
+    assert production.run_id == first.run_id  # production stays with the first model
+    summary = store.client.get_run(result.run_id).data.tags
+    assert summary["fraudkit.summary.registered_version"] == str(staging.version)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_notebook_runs_like_jupyterlab_without_run_id(store, tmp_path):
+    # No parameter injection at all: the committed defaults, and the notebook starts its run.
+    import papermill
+
+    output = tmp_path / "interactive.ipynb"
+    papermill.execute_notebook(
+        str(notebooks_dir() / NOTEBOOKS["training"]), str(output), progress_bar=False
+    )
+    runs = store.client.search_runs([store.experiment_id("training")])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["n_transactions"] == "150000"
+    assert "fraudkit.notebook" not in run.data.tags  # not started by the runner
+    assert store.client.get_model_version_by_alias(MODEL, "production").run_id == run.info.run_id
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_failed_notebook_is_recorded_and_reported(store, tmp_path):
+    missing = tmp_path / "missing.csv"
+    with pytest.raises(NotebookExecutionError) as caught:
+        run_notebook("training", {"data_path": str(missing)}, progress=False)
+    error = caught.value
+    assert error.cell_index is not None
+    assert "DataValidationError" in error.error and "missing.csv" in error.error
+    assert f"cell {error.cell_index}" in str(error)
+    run = store.client.get_run(error.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["fraudkit.failed_cell"] == str(error.cell_index)
+    assert "missing.csv" in run.data.tags["fraudkit.error"]
+    assert {"notebook/notebook.ipynb", "notebook/report.html", "notebook/error.txt"} <= _artifacts(
+        error.run_id, "notebook"
+    )
+    executed = nbformat.read(error.output_path, as_version=4)
+    failing = executed.cells[error.cell_index]
+    assert "load_or_simulate" in failing.source
+    assert any(o.get("output_type") == "error" for o in failing.outputs)
+    # The CLI exits non-zero and names the cell, without a traceback.
+    result = CliRunner().invoke(
+        cli, ["run", "training", "-p", "data_path", str(missing), "--quiet"]
+    )
+    assert result.exit_code == 1
+    assert re.search(r"Error: notebook 'training' failed in cell \d+", result.output)
+    assert "Traceback" not in result.output
+    statuses = {r.info.status for r in store.client.search_runs([store.experiment_id("training")])}
+    assert statuses == {"FAILED"}  # nothing left RUNNING
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_bad_parameters_are_refused_before_any_run(store):
+    with pytest.raises(NotebookParameterError, match="no parameter 'n_rows'"):
+        run_notebook("training", {"n_rows": 10}, progress=False)
+    with pytest.raises(NotebookParameterError, match="must be int"):
+        run_notebook("training", {"n_transactions": "many"}, progress=False)
+    with pytest.raises(NotebookParameterError, match="set by the runner"):
+        validate_parameters("training", {"mlflow_run_id": "abc"})
+    result = CliRunner().invoke(cli, ["run", "training", "-p", "n_rows", "10"])
+    assert result.exit_code == 1 and "no parameter 'n_rows'" in result.output
+    assert store.client.search_runs([store.experiment_id("training")]) == []
+
+
+def test_parameters_cell_declares_typed_defaults():
+    for name in NOTEBOOKS:
+        if not (notebooks_dir() / NOTEBOOKS[name]).exists():
+            continue
+        declared = notebook_parameters(name)
+        assert declared["mlflow_run_id"]["type"] == "str | None"
+        assert all(spec["type"] != "None" for spec in declared.values()), name
+        assert all(spec["help"] for spec in declared.values()), name
+
+
+def test_validate_parameters_coerces_command_line_text():
+    checked = validate_parameters(
+        "training", {"n_transactions": "5000", "threshold_target": "1", "data_path": "null"}
+    )
+    assert checked == {"n_transactions": 5000, "threshold_target": 1.0, "data_path": None}
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attrs = dict(attrs)
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag == "img" and attrs.get("src"):
+            self.links.append(attrs["src"])
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_report_index_lists_runs_with_working_relative_links(store, fraudkit_home):
+    ok = run_notebook("training", SMALL, progress=False)
+    with pytest.raises(NotebookExecutionError):
+        run_notebook("training", {"data_path": "/nonexistent.csv"}, progress=False)
+    index = build_report_index()
+    assert index == fraudkit_home / "reports" / "index.html"
+    page = index.read_text()
+    assert ok.run_id in page and ok.run_name in page
+    assert page.index("FAILED") < page.index(ok.run_name)  # newest first
+    assert "production" in page and f"{MODEL} v" in page
+    parser = _Links()
+    parser.feed(page)
+    assert parser.links, "index has no links"
+    for link in parser.links:
+        assert not link.startswith(("/", "file:")), link
+        assert (index.parent / link).is_file(), link
+
+
+def test_papermill_cli_runs_a_notebook_directly(tmp_path, fraudkit_home):
+    papermill = Path(sys.executable).with_name("papermill")
+    output = tmp_path / "out.ipynb"
+    completed = subprocess.run(
+        [
+            str(papermill),
+            str(notebooks_dir() / NOTEBOOKS["training"]),
+            str(output),
+            "-p",
+            "n_transactions",
+            "20000",
+            "-p",
+            "fraud_rate",
+            "0.01",
+            "--no-progress-bar",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert (fraudkit_home / "mlflow.db").exists()  # the kit's store, not one in the cwd
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()

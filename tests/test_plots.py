@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from fraudkit import plots
+from fraudkit.exceptions import DataValidationError
+
+
+@pytest.fixture(autouse=True)
+def _one_figure_per_call() -> Iterator[None]:
+    """Each test must leave exactly the figures it was handed, which it then closes."""
+    plt.close("all")
+    yield
+    assert plt.get_fignums() == [], "a plot function left an extra pyplot figure open"
+
+
+@pytest.fixture
+def labelled() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    y = (rng.random(3_000) < 0.03).astype(int)
+    bayes = 1 / (1 + np.exp(-(3 * y + rng.normal(size=y.size) - 4)))
+    model = np.clip(bayes + rng.normal(scale=0.05, size=y.size), 0, 1)
+    return y, model, bayes
+
+
+def _close(fig: Figure) -> Figure:
+    assert isinstance(fig, Figure)
+    assert plt.get_fignums() == [fig.number]
+    plt.close(fig)
+    return fig
+
+
+def _legend_texts(fig: Figure) -> list[str]:
+    return [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+
+
+def test_pr_curve_one_line_per_model_plus_bayes_and_baseline(labelled) -> None:
+    y, model, bayes = labelled
+    fig = _close(plots.plot_pr_curve(y, {"lr": model, "hgb": bayes * 0.9}, bayes_scores=bayes))
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 4
+    assert [line.get_linestyle() for line in ax.get_lines()[:3]] == ["-", "-", "--"]
+    texts = _legend_texts(fig)
+    assert texts[0].startswith("lr (AP = ") and texts[2].startswith("Bayes-optimal")
+    assert ax.get_xlabel() == "Recall" and ax.get_ylabel() == "Precision"
+
+
+def test_pr_curve_single_array_draws_on_given_axes(labelled) -> None:
+    y, model, _ = labelled
+    fig, ax = plt.subplots()
+    assert plots.plot_pr_curve(y, model, ax=ax) is fig
+    assert len(ax.get_lines()) == 2  # model + no-skill line
+    _close(fig)
+
+
+def test_roc_curve(labelled) -> None:
+    y, model, bayes = labelled
+    fig = _close(plots.plot_roc_curve(y, {"a": model, "b": bayes}))
+    assert len(fig.axes[0].get_lines()) == 3
+    assert _legend_texts(fig)[1].startswith("b (AUC = ")
+
+
+def test_curves_need_both_classes() -> None:
+    with pytest.raises(DataValidationError, match="both"):
+        plots.plot_pr_curve([0, 0, 0], [0.1, 0.2, 0.3])
+
+
+def test_confusion_matrix_counts(labelled) -> None:
+    y, model, _ = labelled
+    fig = _close(plots.plot_confusion_matrix(y, model, 0.5))
+    annotations = [int(text.get_text()) for text in fig.axes[0].texts]
+    alerts = model >= 0.5
+    expected = [
+        ((y == 0) & ~alerts).sum(),
+        ((y == 0) & alerts).sum(),
+        ((y == 1) & ~alerts).sum(),
+        ((y == 1) & alerts).sum(),
+    ]
+    assert annotations == expected
+    assert "0.5" in fig.axes[0].get_title()
+
+
+def test_score_distributions_one_histogram_per_class(labelled) -> None:
+    y, model, _ = labelled
+    fig = _close(plots.plot_score_distributions(y, model, threshold=0.5))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert len(ax.patches) == 2  # one step histogram per class
+    assert _legend_texts(fig) == ["legitimate", "fraud", "threshold 0.5"]
+
+
+def test_feature_importance_shows_top_features_in_order() -> None:
+    importances = pd.Series({"V1": 0.1, "V2": 0.5, "Amount": 0.3, "V3": 0.05})
+    fig = _close(plots.plot_feature_importance(importances, top=3))
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["V1", "Amount", "V2"]
+
+
+@pytest.fixture
+def history() -> pd.DataFrame:
+    rows = [
+        {"version": v, "metric": m, "step": s, "timestamp": 1000 * s, "value": 0.1 * v + 0.01 * s}
+        for v in (1, 2, 3)
+        for m in ("average_precision", "roc_auc")
+        for s in range(4)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_metric_history_one_line_per_version(history: pd.DataFrame) -> None:
+    fig = _close(plots.plot_metric_history(history, metric="roc_auc", x="timestamp"))
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 3
+    assert all(len(line.get_xdata()) == 4 for line in ax.get_lines())
+    assert ax.get_xlabel() == "timestamp" and ax.get_ylabel() == "roc_auc"
+
+
+def test_metric_history_unknown_metric_lists_available(history: pd.DataFrame) -> None:
+    with pytest.raises(DataValidationError, match="available: average_precision, roc_auc"):
+        plots.plot_metric_history(history, metric="f1")
+    with pytest.raises(DataValidationError, match="lacks column"):
+        plots.plot_metric_history(history.drop(columns="step"))
+
+
+def test_windows_with_onset_marker() -> None:
+    frame = pd.DataFrame({"window": range(6), "average_precision": 0.8, "psi": np.arange(6.0)})
+    fig = _close(plots.plot_windows(frame, ["average_precision", "psi"], onset=3))
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 3
+    assert list(lines[-1].get_xdata()) == [3, 3]
+    assert _legend_texts(fig)[-1] == "drift onset"
+
+
+def test_drift_heatmap_has_cell_per_window_and_feature() -> None:
+    table = pd.DataFrame(np.arange(12.0).reshape(3, 4), columns=["V1", "V2", "V3", "Amount"])
+    fig = _close(plots.plot_drift_heatmap(table, label="-log10 p"))
+    assert len(fig.axes) == 2  # heatmap + colour bar
+    assert fig.axes[0].collections[0].get_array().size == 12
+    assert fig.axes[1].get_ylabel() == "-log10 p"
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "verdict"), [(0.01, 0.05, "excludes"), (-0.01, 0.05, "includes")]
+)
+def test_metric_difference(low: float, high: float, verdict: str) -> None:
+    fig = _close(plots.plot_metric_difference(0.02, low, high, metric="average_precision"))
+    ax = fig.axes[0]
+    assert verdict in ax.get_title()
+    assert ax.get_xlabel() == "difference in average_precision"
+    assert len(ax.get_lines()) >= 2  # the estimate marker and the zero line
+
+
+def test_metric_difference_rejects_inconsistent_interval() -> None:
+    with pytest.raises(DataValidationError, match="ci_low <= diff <= ci_high"):
+        plots.plot_metric_difference(0.2, 0.0, 0.1, metric="average_precision")
