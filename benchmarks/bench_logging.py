@@ -68,8 +68,11 @@ def main() -> int:
         with mlflow.start_run(experiment_id=mlflow_manager.experiment_id("training")):
             # MLflow's defaults, plus the trusted types skops refuses to save without.
             mlflow.sklearn.log_model(
-                model, name="model", registered_model_name="plain_model",
-                skops_trusted_types=trusted, input_example=example,
+                model,
+                name="model",
+                registered_model_name="plain_model",
+                skops_trusted_types=trusted,
+                input_example=example,
             )
 
     def kit_model(i: int) -> None:

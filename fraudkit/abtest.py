@@ -35,6 +35,7 @@ from fraudkit.metrics import validate_amounts, validate_labels_and_scores
 from fraudkit.models import predict_scores
 
 __all__ = [
+    "FLAGGED_COLUMN",
     "METRICS",
     "ONLINE_COLUMNS",
     "ABTestResult",
@@ -160,6 +161,7 @@ class _PairedScores:
         self.metric = metric
         fraud, legit = scores[y == 1].T, scores[y == 0].T
         self.n_fraud, self.n_legit = fraud.shape[1], legit.shape[1]
+        self._work = np.empty(0, dtype=np.intp)
         if metric == "recall":
             self.own = (fraud >= thresholds[:, None]).astype(float)
             return
@@ -168,15 +170,28 @@ class _PairedScores:
         self.own = 2 * np.searchsorted(grid, fraud) + 1
         self.fraud_slots, self.legit_slots = _slots(grid, fraud), _slots(grid, legit)
         # Tails over both models' scores together: a permutation splits them between arms.
-        self.fraud_both = self._tails(self.fraud_slots.reshape(1, -1))
-        self.legit_both = self._tails(self.legit_slots.reshape(1, -1))
+        self.fraud_both = self._tails(self.fraud_slots.reshape(1, -1).copy())
+        self.legit_both = self._tails(self.legit_slots.reshape(1, -1).copy())
 
     def _tails(self, slots: np.ndarray) -> np.ndarray:
-        """Per row, the number of scores in each slot or above (one row per resample)."""
+        """Per row, the number of scores in each slot or above (one row per resample).
+
+        ``slots`` is overwritten: callers pass fresh or work arrays (see :meth:`_scratch`).
+        """
         rows = slots.shape[0]
-        offset = (np.arange(rows) * self.n_slots)[:, None]
-        counts = np.bincount((slots + offset).ravel(), minlength=rows * self.n_slots)
+        slots += (np.arange(rows) * self.n_slots)[:, None]
+        counts = np.bincount(slots.ravel(), minlength=rows * self.n_slots)
         return counts.reshape(rows, self.n_slots)[:, ::-1].cumsum(axis=1)[:, ::-1]
+
+    def _scratch(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A chunk-sized work array, reused across chunks.
+
+        Fresh arrays of this size are mapped from the OS page by page, and those page
+        faults cost as much as the arithmetic done in them.
+        """
+        if self._work.shape != shape:
+            self._work = np.empty(shape, dtype=np.intp)
+        return self._work
 
     def _value(
         self, own: np.ndarray, fraud_tails: np.ndarray | None, legit_tails: np.ndarray | None
@@ -220,24 +235,33 @@ class _PairedScores:
             fraud_tails = legit_tails = None
             if self.metric != "recall":
                 fraud_tails = self._tails(self.fraud_slots[model][fraud_draws])
-                legit_tails = self._tails(self.legit_slots[model][legit_draws])
+                # mode="clip" (draws are in range anyway) lets take write straight to out.
+                out = self._scratch(legit_draws.shape)
+                gathered = np.take(self.legit_slots[model], legit_draws, out=out, mode="clip")
+                legit_tails = self._tails(gathered)
             values[:, model] = self._value(self.own[model][fraud_draws], fraud_tails, legit_tails)
         return values
 
     def swapped(self, fraud_swap: np.ndarray, legit_swap: np.ndarray) -> np.ndarray:
         """Metric of the two pseudo-models that take B's score where ``swap`` is true."""
-        own_a = np.where(fraud_swap, self.own[1], self.own[0])
-        own_b = np.where(fraud_swap, self.own[0], self.own[1])
+        own_a, own_b = _pick(fraud_swap, self.own), _pick(fraud_swap, self.own[::-1])
         if self.metric == "recall":
             return np.column_stack([self._value(own_a, None, None), self._value(own_b, None, None)])
-        fraud_a = self._tails(np.where(fraud_swap, self.fraud_slots[1], self.fraud_slots[0]))
-        legit_a = self._tails(np.where(legit_swap, self.legit_slots[1], self.legit_slots[0]))
+        fraud_a = self._tails(_pick(fraud_swap, self.fraud_slots))
+        legit_a = self._tails(_pick(legit_swap, self.legit_slots, self._scratch(legit_swap.shape)))
         return np.column_stack(
             [
                 self._value(own_a, fraud_a, legit_a),
                 self._value(own_b, self.fraud_both - fraud_a, self.legit_both - legit_a),
             ]
         )
+
+
+def _pick(swap: np.ndarray, pair: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``pair[1]`` where ``swap`` is true, else ``pair[0]`` (4x faster than ``np.where``)."""
+    picked = np.multiply(swap.view(np.uint8), pair[1] - pair[0], out=out)
+    picked += pair[0]
+    return picked
 
 
 def _slots(grid: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -305,6 +329,16 @@ def _check_settings(metric: str, alpha: float, n_resamples: int) -> None:
 def _check_alpha(alpha: float) -> None:
     if not 0 < alpha < 1:
         raise ConfigurationError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+
+
+def _thresholds(threshold_a: float, threshold_b: float) -> np.ndarray:
+    thresholds = np.array([threshold_a, threshold_b], dtype=float)
+    if not np.isfinite(thresholds).all():
+        raise ConfigurationError(
+            f"thresholds must be finite numbers, got threshold_a={threshold_a!r}, "
+            f"threshold_b={threshold_b!r}"
+        )
+    return thresholds
 
 
 # ------------------------------------------------------------------ offline A/B
@@ -392,12 +426,19 @@ def compare_scores(
         When lengths differ, a score is not finite, a label is not 0/1 or only one class
         occurs.
     ConfigurationError
-        When ``metric`` is unknown, ``alpha`` is not in (0, 1) or ``n_resamples`` is too
-        small for a p-value below ``alpha``.
+        When ``metric`` is unknown, ``alpha`` is not in (0, 1), a threshold is not finite
+        or ``n_resamples`` is too small for a p-value below ``alpha``.
+
+    Notes
+    -----
+    With about 100 frauds the percentile interval covers the true difference slightly
+    less often than nominal (about 0.88 for 0.90 in simulation), while the permutation
+    p-value is exact; ``benchmarks/bench_abtest.py`` reports calibration, power and
+    coverage.
     """
     _check_settings(metric, alpha, n_resamples)
     y, scores = _paired_inputs(y_true, scores_a, scores_b)
-    thresholds = np.array([threshold_a, threshold_b], dtype=float)
+    thresholds = _thresholds(threshold_a, threshold_b)
     paired = _PairedScores(y, scores, metric, thresholds)
     rng = np.random.default_rng(random_state)
     value_a, value_b = paired.observed()
@@ -678,9 +719,11 @@ def run_online_ab_test(
     DataValidationError
         When ``test_data`` lacks ``Class`` or ``Amount``, or an arm receives no fraud.
     ConfigurationError
-        When ``split`` or ``alpha`` is invalid, or a string model is not a model URI.
+        When ``split``, ``alpha`` or a threshold is invalid, or a string model is not a
+        model URI.
     """
     data = _frame(test_data, "test_data", (LABEL_COLUMN, AMOUNT_COLUMN))
+    threshold_a, threshold_b = _thresholds(threshold_a, threshold_b)
     to_b = assign_traffic(len(data), split, random_state)
     return compare_online(
         _served(model_a, data[~to_b], threshold_a),

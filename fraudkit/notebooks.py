@@ -196,6 +196,8 @@ def _coerce(value: Any) -> Any:
     # "true" -> True, "null" -> None), as papermill's own CLI does.
     if not isinstance(value, str):
         return value
+    if value.strip() == "None":  # Python's spelling, as typed by notebook users
+        return None
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError:
@@ -224,7 +226,8 @@ def validate_parameters(name: str, parameters: Mapping[str, Any] | None) -> dict
                 f"notebook {name!r} has no parameter {key!r}; its parameters are: {valid}"
             )
         expected = declared[key]["type"]
-        value = _coerce(raw) if not _accepts(expected, raw) else raw
+        coerced = _coerce(raw)
+        value = coerced if _accepts(expected, coerced) else raw
         if expected == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not _accepts(expected, value):
@@ -585,12 +588,14 @@ run <code>{{ card.run_id }}</code></span></div>
 {% for row in rows %}<tr><td>{{ row.kind }}</td><td>{{ row.name }}</td>
 <td class="{{ row.status }}">{{ row.status }}{% if row.error %}<br><span class="muted">cell
 {{ row.cell }}: {{ row.error }}</span>{% endif %}</td><td>{{ row.started }}</td>
-<td>{{ row.metrics }}</td><td>{% for label, href in row.links %}<a href="{{ href }}">{{ label }}</a>
-{% if not loop.last %} · {% endif %}{% else %}—{% endfor %}</td><td><code>{{ row.run_id }}</code></td></tr>
+<td>{{ row.metrics }}</td><td>{% for label, href in row.links %}
+<a href="{{ href }}">{{ label }}</a>{% if not loop.last %} · {% endif %}
+{% else %}—{% endfor %}</td><td><code>{{ row.run_id }}</code></td></tr>
 {% else %}<tr><td colspan="7">No notebook runs yet: run <code>fraudkit pipeline</code>.</td></tr>
 {% endfor %}</tbody></table>
 <h2>Latest figures</h2>
-{% for kind, block in figures.items() %}<h3>{{ kind }} <span class="muted">{{ block.name }}</span></h3>
+{% for kind, block in figures.items() %}
+<h3>{{ kind }} <span class="muted">{{ block.name }}</span></h3>
 <div class="figs">{% for src in block.paths %}<a href="{{ src }}"><img src="{{ src }}"
 alt="{{ kind }} figure {{ loop.index }}"></a>{% endfor %}</div>
 {% else %}<p class="muted">No figures yet.</p>{% endfor %}

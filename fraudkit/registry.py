@@ -63,6 +63,7 @@ MANAGER_METHODS = frozenset(
         "alias_history",
         "link_run_to_version",
         "get_version_by_alias",
+        "resolve_model_uri",
     }
 )
 
@@ -175,6 +176,33 @@ def get_version_by_alias(client: MlflowClient, model_name: str, alias: str) -> M
     """
     holder = _holder_version(_registered_model(client, model_name), _alias(alias))
     return None if holder is None else client.get_model_version(model_name, holder)
+
+
+def resolve_model_uri(client: MlflowClient, uri: str) -> ModelVersion | None:
+    """Return the registered version a ``models:/name@alias`` or ``models:/name/N`` URI names.
+
+    Other URIs (``runs:/...``, paths) name no registered version: None.
+
+    Raises
+    ------
+    RegistryError
+        The model, version or alias does not exist.
+    """
+    if not uri.startswith("models:/"):
+        return None
+    reference = uri[len("models:/") :].strip("/")
+    if "@" in reference:
+        name, alias = reference.rsplit("@", 1)
+        holder = _holder_version(_registered_model(client, name), alias)
+        if holder is None:
+            raise RegistryError(f"{uri}: model {name!r} has no alias {alias!r}")
+        return client.get_model_version(name, holder)
+    name, _, version = reference.rpartition("/")
+    if not name or not version.isdigit():
+        raise RegistryError(
+            f"cannot read model URI {uri!r}; use models:/NAME@ALIAS or models:/NAME/VERSION"
+        )
+    return _version(client, name, version)
 
 
 def _holder_version(model: RegisteredModel, alias: str) -> str | None:

@@ -29,6 +29,7 @@ Logging policies
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -94,6 +95,29 @@ def _retrying(action: Callable[[], T], *, attempts: int = 8, first_delay: float 
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _schema_lock(uri: str) -> Iterator[None]:
+    """Serialise first opening of a local SQLite store across processes.
+
+    MLflow creates and migrates the schema when a store is first opened; two processes
+    doing that at once on a fresh file fail (alembic sees the other's half-done migration),
+    and a busy timeout does not help. A file lock next to the database makes them queue.
+    """
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        yield
+        return
+    import fcntl
+
+    database = Path(uri[len("sqlite:///") :])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _utc_stamp() -> str:
@@ -227,7 +251,10 @@ class MlflowManager:
         """An :class:`mlflow.MlflowClient` on :attr:`tracking_uri`."""
         uri = self.tracking_uri
         if uri not in self._clients:
-            self._clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            with _schema_lock(uri):
+                client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+                client.search_experiments(max_results=1)  # creates/migrates the schema now
+            self._clients[uri] = client
         return self._clients[uri]
 
     def _activate(self) -> None:

@@ -236,3 +236,33 @@ def test_papermill_cli_runs_a_notebook_directly(tmp_path, fraudkit_home):
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert (fraudkit_home / "mlflow.db").exists()  # the kit's store, not one in the cwd
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_ab_testing_notebook_promotes_a_significantly_better_challenger(store):
+    champion = run_notebook(
+        "training", {**SMALL, "model_type": "logistic_regression"}, progress=False
+    )
+    challenger = run_notebook("training", SMALL, progress=False)  # HGB, registered as staging
+    result = run_notebook(
+        "ab_testing",
+        {"n_transactions": 40_000, "fraud_rate": 0.01, "n_resamples": 500},
+        progress=False,
+    )
+    run = store.client.get_run(result.run_id)
+    tags = run.data.tags
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name.startswith("ab_testing-03_ab_testing-")
+    assert tags["fraudkit.summary.model_a_version"] == "1"
+    assert tags["fraudkit.summary.model_b_version"] == "2"
+    assert {"winner", "improvement", "p_value", "statistical_significance"} <= set(
+        tags_key[len("fraudkit.summary.") :] for tags_key in tags
+    )
+    assert "summary.json" in {a.path for a in store.client.list_artifacts(result.run_id)}
+    assert tags["fraudkit.summary.winner"] == "B"
+    assert tags["fraudkit.summary.statistical_significance"] == "True"
+    assert tags["fraudkit.summary.promoted"] == "True"
+    production = store.client.get_model_version_by_alias(MODEL, "production")
+    assert production.run_id == challenger.run_id != champion.run_id
+    moves = store.alias_history(MODEL, "production")
+    assert moves.iloc[-1]["evidence_run_id"] == result.run_id
