@@ -61,13 +61,24 @@ _TIE_TOLERANCE = 1e-12
 # --------------------------------------------------------------------------- results
 
 
+class _Result:
+    """Dict views of the frozen result dataclasses; ``result["winner"]`` works as in the seed."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as plain Python values, the seed's keys first."""
+        return asdict(self)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+
 @dataclass(frozen=True)
-class ABTestResult:
+class ABTestResult(_Result):
     """Outcome of a paired comparison of model A and model B on the same transactions.
 
     ``winner`` is declared by the permutation test on ``metric`` (``p_value``);
     ``mcnemar_p_value`` and the agreement table of correct decisions are reported
-    alongside. Item access (``result["winner"]``) reads :meth:`to_dict`.
+    alongside.
     """
 
     winner: str | None
@@ -99,20 +110,13 @@ class ABTestResult:
             [[self.both_correct, self.only_a_correct], [self.only_b_correct, self.both_wrong]]
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as plain Python values, the seed's keys first."""
-        return asdict(self)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
 
 @dataclass(frozen=True)
-class OnlineABResult:
+class OnlineABResult(_Result):
     """Outcome of a traffic-split A/B test; each arm saw different transactions.
 
     ``winner`` is declared by Fisher's exact test on the caught-fraud rate
-    (``recall_p_value``); the amount test and alert rates are reported alongside.
+    (``p_value``); the amount test and alert rates are reported alongside.
     """
 
     winner: str | None
@@ -135,13 +139,6 @@ class OnlineABResult:
     alert_rate_a: float
     alert_rate_b: float
     alpha: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as plain Python values, the seed's keys first."""
-        return asdict(self)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
 
 
 # ------------------------------------------------------------------ resampling engine

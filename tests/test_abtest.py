@@ -206,6 +206,7 @@ def test_invalid_data_raises_data_validation_error(y, a, b, match: str) -> None:
         ({"metric": "f1"}, "average_precision, roc_auc, recall"),
         ({"alpha": 1.5}, "alpha"),
         ({"n_resamples": 10}, "at least 20"),
+        ({"threshold_b": float("nan")}, "threshold_b=nan"),
     ],
 )
 def test_invalid_settings_raise_configuration_error(settings: dict, match: str) -> None:
