@@ -49,6 +49,11 @@ PIPELINE_ORDER: tuple[str, ...] = tuple(NOTEBOOKS)
 
 # Small sizes for `fraudkit pipeline --quick` / `make demo`; only the parameters a notebook
 # declares are passed to it.
+# The pipeline tells a story: a logistic-regression baseline goes to production first, the
+# comparison finds a stronger candidate for staging, and the A/B test decides on promotion.
+PIPELINE_PARAMETERS: dict[str, dict[str, Any]] = {
+    "training": {"model_type": "logistic_regression", "run_label": "baseline"},
+}
 QUICK_PARAMETERS: dict[str, dict[str, Any]] = {
     "training": {"n_transactions": 60_000},
     "model_comparison": {
@@ -60,6 +65,11 @@ QUICK_PARAMETERS: dict[str, dict[str, Any]] = {
     "retraining": {"n_transactions": 60_000},
 }
 KEY_METRICS = (
+    "p_value",
+    "improvement",
+    "share_drifted",
+    "retraining_recommended",
+    "promoted",
     "average_precision",
     "roc_auc",
     "fraud_recall",
@@ -522,7 +532,8 @@ def run_pipeline(
     Parameters
     ----------
     quick : bool
-        Use :data:`QUICK_PARAMETERS` (small data) as defaults.
+        Use :data:`QUICK_PARAMETERS` (small data) as defaults, on top of
+        :data:`PIPELINE_PARAMETERS`.
     parameters : mapping, optional
         Per-notebook parameter overrides (e.g. from :func:`load_pipeline_config`).
     on_start : callable, optional
@@ -539,11 +550,9 @@ def run_pipeline(
     try:
         for name in available_notebooks():
             declared = notebook_parameters(name)
-            chosen = {
-                k: v
-                for k, v in (QUICK_PARAMETERS.get(name, {}) if quick else {}).items()
-                if k in declared
-            }
+            defaults = {**PIPELINE_PARAMETERS.get(name, {})}
+            defaults.update(QUICK_PARAMETERS.get(name, {}) if quick else {})
+            chosen = {k: v for k, v in defaults.items() if k in declared}
             chosen.update(overrides.get(name, {}))
             if name == "retraining":
                 monitoring = next((r for r in runs if r.notebook == "monitoring"), None)
