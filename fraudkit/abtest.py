@@ -483,11 +483,22 @@ def _load(uri: str) -> Any:
     # without MLflow; only callers that pass a URI need it.
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     try:
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as error:
-        raise ModelError(f"could not load model {uri!r}: {error.message}") from error
+        raise ModelError(
+            f"could not load model {uri!r}: {error.message.rstrip('.')}; check the name, version "
+            "or alias (`fraudkit dashboard registry` lists them)"
+        ) from error
+    except UntrustedTypesFoundException as error:
+        # The model file holds types its MLmodel does not trust: changed after logging.
+        raise ModelError(
+            f"refusing to load model {uri!r}: {str(error).rstrip('.')}; its file holds types "
+            "it was not logged with, so re-log the model with "
+            "mlflow_manager.log_model_with_metadata"
+        ) from error
 
 
 def _scores(model: Any, data: pd.DataFrame) -> np.ndarray:

@@ -397,7 +397,14 @@ def run_command(
 
     parameters: dict[str, Any] = {}
     if parameters_file:
-        loaded = yaml.safe_load(open(parameters_file, encoding="utf-8")) or {}
+        try:
+            with open(parameters_file, encoding="utf-8") as handle:
+                loaded = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as exc:
+            # PyYAML's messages span several lines; errors here are one line.
+            raise click.BadParameter(
+                f"not valid YAML: {' '.join(str(exc).split())}", param_hint="--parameters-file"
+            ) from exc
         if not isinstance(loaded, dict):
             raise click.BadParameter(
                 "must hold a mapping of parameter names to values", param_hint="--parameters-file"
@@ -463,7 +470,9 @@ def ui_command(host: str, port: int) -> None:
 
     uri = tracking_uri()
     if is_remote(uri):
-        raise click.UsageError(f"the store is a tracking server already; open {uri} in a browser")
+        raise click.UsageError(
+            f"the store is a tracking server already; open {redact_uri(uri)} in a browser"
+        )
     command = [
         sys.executable,
         "-m",

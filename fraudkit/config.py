@@ -17,6 +17,9 @@ FRAUDKIT_NOTEBOOKS_DIR
     Where the parameterized notebooks live (default: ``notebooks/`` of the checkout).
 FRAUDKIT_PIPELINE_ID, FRAUDKIT_NOTEBOOK
     Set by the notebook runner for the kernel; become run tags.
+MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_TIMEOUT
+    MLflow's HTTP client settings; fraudkit sets :data:`HTTP_DEFAULTS` for those left unset
+    when it first talks to a tracking server.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from fraudkit.exceptions import ConfigurationError
 
@@ -47,6 +50,16 @@ ENV_NOTEBOOKS_DIR = "FRAUDKIT_NOTEBOOKS_DIR"
 ENV_PIPELINE_ID = "FRAUDKIT_PIPELINE_ID"
 ENV_NOTEBOOK = "FRAUDKIT_NOTEBOOK"
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+
+# MLflow's own defaults (7 retries, backoff factor 2, 120 s timeout) keep a call to a dead
+# server retrying for about 4 minutes, and a notebook makes dozens of calls. These give up
+# on a refused connection after about 15 s (retries after 0, 2, 4 and 8 s), which still
+# rides out a server restart.
+HTTP_DEFAULTS: dict[str, str] = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -171,6 +184,16 @@ def tracking_uri() -> str:
     )
 
 
+def apply_http_defaults() -> None:
+    """Set :data:`HTTP_DEFAULTS` in the environment for the variables not already set.
+
+    MLflow reads these variables at each request, and the notebook kernels the runner
+    starts inherit them.
+    """
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
 def is_remote(uri: str) -> bool:
     """Whether ``uri`` points at a tracking server (artifacts handled by the server)."""
     return urlparse(uri).scheme.lower() in ("http", "https", "databricks")
@@ -198,3 +221,18 @@ def redact_uri(uri: str) -> str:
     user = parsed.username or ""
     userinfo = f"{user}:***" if parsed.password is not None else "***"
     return parsed._replace(netloc=f"{userinfo}@{host}").geturl()
+
+
+def redact_secrets(text: str, uri: str) -> str:
+    """Return ``text`` with the password or token of ``uri`` replaced by ``***`` everywhere.
+
+    For messages that may quote ``uri`` in any form (MLflow's errors repeat the URL they
+    requested, credentials included).
+    """
+    parsed = urlparse(uri)
+    secret = parsed.password if parsed.password is not None else parsed.username
+    if not secret:
+        return text
+    for form in (secret, unquote(secret)):
+        text = text.replace(form, "***")
+    return text

@@ -3,11 +3,13 @@
 :func:`run_notebook` creates the MLflow run first, executes the notebook with papermill
 passing ``mlflow_run_id`` (the notebook resumes that run), renders the executed notebook to
 HTML with nbconvert, logs both as artifacts of the run and sets the run's final status,
-FAILED included: no run is left RUNNING, and a failed notebook still leaves its partial
-executed notebook and report.
+FAILED included: no run is left RUNNING (unless the tracking server is unreachable by then,
+which the error says), and a failed notebook still leaves its partial executed notebook and
+report.
 
-Files land in ``<FRAUDKIT_HOME>/reports/runs/<run name>/`` (``notebook.ipynb``,
-``report.html`` without code, ``notebook.html`` with code, ``figures/``);
+Files land in ``<FRAUDKIT_HOME>/reports/runs/<run name>/``: ``notebook.ipynb``,
+``report.html`` without code, ``notebook.html`` with code, ``figures/`` (the folder name gets
+``-2``, ``-3``... when runs started in the same second share a name);
 :func:`build_report_index` writes ``reports/index.html`` linking them.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import ast
 import base64
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -321,7 +324,8 @@ def _failure(error: BaseException, executed: Path) -> tuple[int | None, str, str
         return cell, f"{error.ename}: {error.evalue}", trace
     kind = type(error).__name__
     if "DeadKernel" in kind:
-        return cell, "the kernel died (killed, out of memory or os._exit)", str(error)
+        died_in = cell if cell is not None else _last_started_cell(executed)
+        return died_in, "the kernel died (killed, out of memory or os._exit)", str(error)
     if "Timeout" in kind:
         return cell, f"a cell exceeded the timeout ({error})", str(error)
     return cell, f"{kind}: {error}", str(error)
@@ -344,6 +348,72 @@ def _failing_cell(executed: Path) -> int | None:
         if errored or meta.get("exception") or meta.get("status") == "running":
             return index
     return None
+
+
+def _new_folder(path: Path) -> Path:
+    """Create and return ``path``, or ``path-2``, ``path-3``... when it already exists.
+
+    Run names have one-second resolution, so notebooks started together share a name;
+    each must still get a folder of its own (mkdir is atomic, across processes too).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in itertools.count(1):
+        folder = path if attempt == 1 else path.with_name(f"{path.name}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _write_reports(source: Path, executed: Path, run_id: str) -> None:
+    """Render the executed notebook (or the source, if execution never began) to HTML."""
+    folder = executed.parent
+    try:
+        if not executed.exists():
+            shutil.copy(source, executed)
+        render_html(executed, folder / "report.html", hide_input=True)
+        render_html(executed, folder / "notebook.html", hide_input=False)
+        _extract_figures(executed, folder / "figures")
+    except OSError as exc:
+        raise TrackingError(
+            f"could not write the report of run {run_id} to {folder} ({exc}); free disk "
+            f"space or make {config.reports_dir()} a writable folder, or set "
+            f"{config.ENV_HOME} to a writable folder"
+        ) from exc
+
+
+def _record_outcome(client: Any, run_id: str, executed: Path, error: BaseException | None) -> None:
+    """Log the report folder as artifacts and tag the run with its folder and failure."""
+    folder = executed.parent
+    client.log_artifacts(run_id, str(folder), artifact_path="notebook")
+    run_tags = {_REPORT_TAG: folder.relative_to(config.reports_dir()).as_posix()}
+    if error is not None:
+        cell, message, trace = _failure(error, executed)
+        run_tags.update({_FAILED_CELL_TAG: str(cell), _ERROR_TAG: message[:5000]})
+        client.log_text(run_id, trace, "notebook/error.txt")
+    for tag, value in run_tags.items():
+        client.set_tag(run_id, tag, value)
+
+
+def _last_started_cell(executed: Path) -> int | None:
+    """Index of the last cell papermill started: where a dead kernel stopped.
+
+    A kernel that dies leaves no error output and papermill marks every cell completed,
+    but only the cells it reached have a start time.
+    """
+    import nbformat
+
+    if not executed.exists():
+        return None
+    cells = nbformat.read(executed, as_version=4).cells
+    started = [
+        i
+        for i, c in enumerate(cells)
+        if c.get("metadata", {}).get("papermill", {}).get("start_time")
+    ]
+    return started[-1] if started else None
 
 
 def run_notebook(
@@ -382,8 +452,9 @@ def run_notebook(
         partial notebook and report; the error carries the cell index and traceback.
     """
     import papermill
+    from mlflow.exceptions import MlflowException
 
-    from fraudkit.tracking import mlflow_manager
+    from fraudkit.tracking import _store_error, mlflow_manager
 
     key = ExperimentType.parse(name).value
     source = notebook_path(key)
@@ -399,14 +470,16 @@ def run_notebook(
     }
     if pipeline_id:
         tags[f"{TAG_PREFIX}pipeline_id"] = pipeline_id
-    run = client.create_run(manager.experiment_id(key), run_name=run_name, tags=tags)
+    try:
+        run = client.create_run(manager.experiment_id(key), run_name=run_name, tags=tags)
+    except MlflowException as exc:
+        raise _store_error(exc, manager.tracking_uri, what=f"creating a {key} run") from exc
     run_id = run.info.run_id
     output_dir = config.reports_dir() / "runs" / run_name
-    executed = output_dir / "notebook.ipynb"
     started = time.perf_counter()
     error: BaseException | None = None
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        output_dir = _new_folder(output_dir)
         if checked:
             client.log_dict(run_id, checked, "notebook/parameters.json")
         env = {
@@ -420,7 +493,7 @@ def run_notebook(
         with _kernel_environment(env):
             papermill.execute_notebook(
                 str(source),
-                str(executed),
+                str(output_dir / "notebook.ipynb"),
                 parameters={**checked, "mlflow_run_id": run_id},
                 kernel_name="python3",
                 progress_bar=progress,
@@ -428,31 +501,29 @@ def run_notebook(
             )
     except BaseException as exc:
         error = exc
-    status = "FAILED" if error is not None else "FINISHED"
-    report = output_dir / "report.html"
-    full = output_dir / "notebook.html"
+    executed = output_dir / "notebook.ipynb"
+    # Report and record the outcome; whatever fails here (disk, server, Ctrl-C), the run is
+    # still terminated below and the first failure is raised after.
+    failure: BaseException | None = None
     try:
-        if not executed.exists():
-            shutil.copy(source, executed)
-        render_html(executed, report, hide_input=True)
-        render_html(executed, full, hide_input=False)
-        _extract_figures(executed, output_dir / "figures")
-        client.log_artifacts(run_id, str(output_dir), artifact_path="notebook")
-        run_tags = {_REPORT_TAG: f"runs/{run_name}"}
-        if error is not None:
-            cell, message, trace = _failure(error, executed)
-            run_tags.update({_FAILED_CELL_TAG: str(cell), _ERROR_TAG: message[:5000]})
-            client.log_text(run_id, trace, "notebook/error.txt")
-        for tag, value in run_tags.items():
-            client.set_tag(run_id, tag, value)
-    except OSError as exc:
-        status = "FAILED"
-        error = error or exc
-        raise TrackingError(
-            f"could not write the report of run {run_id} to {output_dir}: {exc}"
-        ) from exc
-    finally:
+        _write_reports(source, executed, run_id)
+        _record_outcome(client, run_id, executed, error)
+    except BaseException as exc:
+        failure = exc
+    status = "FAILED" if error is not None or failure is not None else "FINISHED"
+    outcome = f"marked {status}"
+    try:
         client.set_terminated(run_id, status)
+    except MlflowException as exc:
+        outcome = f"left RUNNING (could not mark it {status})"
+        failure = failure or exc
+    if isinstance(failure, MlflowException):
+        lost = _store_error(failure, manager.tracking_uri, what=f"recording run {run_id}")
+        raise type(lost)(
+            f"{lost}; run {run_id} {outcome}; the executed notebook is kept at {executed}"
+        ) from failure
+    if failure is not None:
+        raise failure
     if error is not None:
         if isinstance(error, KeyboardInterrupt):
             raise error
@@ -473,8 +544,8 @@ def run_notebook(
         status=status,
         output_dir=output_dir,
         executed_notebook=executed,
-        html_report=report,
-        html_full=full,
+        html_report=output_dir / "report.html",
+        html_full=output_dir / "notebook.html",
         duration_s=time.perf_counter() - started,
         metrics={k: v for k, v in metrics.items() if k in KEY_METRICS or k.startswith("summary")},
         pipeline_id=pipeline_id,
@@ -495,7 +566,8 @@ def load_pipeline_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     try:
         content = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"cannot read pipeline file {path}: {exc}") from exc
+        reason = " ".join(str(exc).split())  # PyYAML's messages span several lines
+        raise ConfigurationError(f"cannot read pipeline file {path}: {reason}") from exc
     if not isinstance(content, dict) or not all(
         isinstance(v, dict | None) for v in content.values()
     ):

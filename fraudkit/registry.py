@@ -193,9 +193,13 @@ def resolve_model_uri(client: MlflowClient, uri: str) -> ModelVersion | None:
     reference = uri[len("models:/") :].strip("/")
     if "@" in reference:
         name, alias = reference.rsplit("@", 1)
-        holder = _holder_version(_registered_model(client, name), alias)
+        model = _registered_model(client, name)
+        holder = _holder_version(model, alias)
         if holder is None:
-            raise RegistryError(f"{uri}: model {name!r} has no alias {alias!r}")
+            known = ", ".join(sorted(model.aliases or {})) or "none yet"
+            raise RegistryError(
+                f"{uri}: model {name!r} has no alias {alias!r}; its aliases: {known}"
+            )
         return client.get_model_version(name, holder)
     name, _, version = reference.rpartition("/")
     if not name or not version.isdigit():

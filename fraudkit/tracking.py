@@ -197,10 +197,34 @@ def _pip_requirements() -> list[str]:
     ]
 
 
-def _skops_trusted_types(model: Any) -> list[str]:
-    import skops.io
+# fraudkit models are built from scikit-learn, numpy and scipy objects. Any other type in a
+# model (a custom function, os.system) would have to be trusted by skops, and would then
+# run wherever the model is loaded, so such a model is refused rather than logged.
+TRUSTED_TYPE_MODULES = ("sklearn.", "numpy.", "scipy.")
 
-    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+def _skops_trusted_types(model: Any) -> list[str]:
+    """The types skops must trust to load ``model``; TrackingError for a model not to log."""
+    import skops.io
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except (NotFittedError, TypeError) as exc:
+        raise TrackingError(
+            f"model of type {type(model).__name__} is not a fitted scikit-learn estimator "
+            f"({exc}); fit it (fraudkit.models.train_model) before logging it"
+        ) from None
+    found = list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    foreign = [name for name in found if not name.startswith(TRUSTED_TYPE_MODULES)]
+    if foreign:
+        raise TrackingError(
+            f"refusing to log a model holding {', '.join(foreign)}: only scikit-learn, numpy "
+            "and scipy types are trusted when it is loaded; build it from scikit-learn parts "
+            "(fraudkit.models.build_model)"
+        )
+    return found
 
 
 def _feature_signature(model: Any, input_example: Any) -> Any:
@@ -251,9 +275,18 @@ class MlflowManager:
         """An :class:`mlflow.MlflowClient` on :attr:`tracking_uri`."""
         uri = self.tracking_uri
         if uri not in self._clients:
-            with _schema_lock(uri):
-                client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-                client.search_experiments(max_results=1)  # creates/migrates the schema now
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if config.is_remote(uri):
+                config.apply_http_defaults()
+            # Opening a database store can also fail outside MLflow's own errors: a missing
+            # driver (ImportError), a refused connection (SQLAlchemyError), an unusable folder.
+            try:
+                with _schema_lock(uri):
+                    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+                    client.search_experiments(max_results=1)  # creates/migrates the schema now
+            except (MlflowException, SQLAlchemyError, ImportError, OSError) as exc:
+                raise _store_error(exc, uri) from exc
             self._clients[uri] = client
         return self._clients[uri]
 
@@ -656,12 +689,13 @@ class MlflowManager:
     ) -> ModelVersion:
         """Log a fitted scikit-learn model with its metadata and register a new version.
 
-        The model is stored with skops (trusted types taken from the model itself), explicit
-        pip requirements, a signature on the feature frame and
-        ``pyfunc_predict_fn="predict_proba"``, so ``mlflow.pyfunc.load_model`` on the version
-        returns fraud probabilities. ``stage`` (``"Staging"``/``"Production"``, any case) sets
-        the matching alias and records the move. Without an active run a training run is
-        started for the call and ended afterwards.
+        The model is stored with skops (trusted types taken from the model itself, which
+        may hold scikit-learn, numpy and scipy types only), explicit pip requirements, a
+        signature on the feature frame and ``pyfunc_predict_fn="predict_proba"``, so
+        ``mlflow.pyfunc.load_model`` on the version returns fraud probabilities. ``stage``
+        (``"Staging"``/``"Production"``, any case) sets the matching alias and records the
+        move. Without an active run a training run is started for the call and ended
+        afterwards.
 
         Parameters
         ----------
@@ -690,7 +724,9 @@ class MlflowManager:
         ConfigurationError
             Unknown ``stage`` (checked before anything is logged).
         TrackingError
-            The model cannot be logged or registered; no version is left behind.
+            The model is unfitted or holds types other than scikit-learn, numpy and scipy
+            ones (both checked before anything is logged), or it cannot be logged or
+            registered; no version is left behind.
         """
         alias = config.stage_to_alias(stage) if stage is not None else None
         if not hasattr(model, "predict_proba"):
@@ -700,6 +736,8 @@ class MlflowManager:
             )
         if not isinstance(model_name, str) or not model_name.strip():
             raise RegistryError("model_name must be a non-empty string")
+        registry._quote(model_name)  # a name MLflow cannot search could never be read back
+        trusted = _skops_trusted_types(model)
         if input_example is not None and hasattr(input_example, "head"):
             input_example = input_example.head(5)
         own_run = mlflow.active_run() is None
@@ -722,7 +760,7 @@ class MlflowManager:
                 input_example=input_example,
                 pyfunc_predict_fn="predict_proba",
                 serialization_format="skops",
-                skops_trusted_types=_skops_trusted_types(model),
+                skops_trusted_types=trusted,
                 registered_model_name=model_name,
             )
             version = str(info.registered_model_version)
@@ -775,6 +813,7 @@ def _store_error(exc: Exception, uri: str, *, what: str = "the tracking store") 
     from fraudkit.exceptions import TrackingUnavailableError
 
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = config.redact_secrets(text, uri)  # MLflow quotes the URLs it requested
     code = getattr(exc, "error_code", "")
     shown = config.redact_uri(uri)
     if "RESOURCE_DOES_NOT_EXIST" in str(code) or "not found" in text.lower():
@@ -783,6 +822,17 @@ def _store_error(exc: Exception, uri: str, *, what: str = "the tracking store") 
         return TrackingUnavailableError(
             f"cannot reach the MLflow tracking store {shown} ({text}); start the server or "
             "fix MLFLOW_TRACKING_URI"
+        )
+    if isinstance(exc, ImportError):
+        return ConfigurationError(
+            f"the tracking store {shown} needs a database driver that is not installed "
+            f"({text}); install it (e.g. pip install psycopg2-binary for a "
+            "postgresql+psycopg2:// URI) or fix MLFLOW_TRACKING_URI"
+        )
+    if isinstance(exc, OSError):
+        return ConfigurationError(
+            f"cannot open the tracking store {shown} ({text}); point MLFLOW_TRACKING_URI or "
+            "FRAUDKIT_HOME at a writable folder"
         )
     return TrackingError(f"{what} failed on {shown}: {text}")
 
