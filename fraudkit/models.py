@@ -318,13 +318,25 @@ def predict_scores(model: Any, df: pd.DataFrame) -> np.ndarray:
     if hasattr(model, "predict_proba"):
         output = model.predict_proba(features)
     elif hasattr(model, "predict"):
-        output = model.predict(features)
+        output = model.predict(_signature_columns(model, features))
     else:
         raise ModelError(f"{type(model).__name__} has neither predict_proba nor predict")
     scores = _positive_column(output, getattr(model, "classes_", None))
     if scores.shape != (len(df),):
         raise ModelError(f"model returned {scores.size} scores for {len(df)} rows")
     return scores
+
+
+def _signature_columns(model: Any, features: pd.DataFrame) -> pd.DataFrame:
+    # A pyfunc model drops columns outside its signature with a logged warning on every
+    # call (transactions carry `Time`, which orders them but is no feature): pass only the
+    # signature's columns. Missing ones are left for MLflow's own schema error to name.
+    metadata = getattr(model, "metadata", None)
+    schema = metadata.get_input_schema() if hasattr(metadata, "get_input_schema") else None
+    if schema is None or not schema.has_input_names():
+        return features
+    names = schema.input_names()
+    return features[names] if set(names) <= set(features.columns) else features
 
 
 @dataclass(frozen=True)

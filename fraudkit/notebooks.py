@@ -82,6 +82,7 @@ KEY_METRICS = (
 _FAILED_CELL_TAG = f"{TAG_PREFIX}failed_cell"
 _ERROR_TAG = f"{TAG_PREFIX}error"
 _REPORT_TAG = f"{TAG_PREFIX}report_dir"
+_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 @dataclass(frozen=True)
@@ -280,13 +281,30 @@ def _kernel_environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+# Reports are read offline and by people outside the team: JupyterLab's template would
+# fetch require.js, MathJax and Mermaid from a CDN (console errors without a network, and a
+# request to a third party). fraudkit's notebooks use none of them, so the blocks are empty.
+_REPORT_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
 def render_html(executed: Path, destination: Path, *, hide_input: bool) -> Path:
-    """Render an executed notebook to a self-contained HTML file (images embedded)."""
+    """Render an executed notebook to a self-contained HTML file.
+
+    Images are embedded and no script is loaded from the network, so the file reads the
+    same from disk, from an MLflow artifact view or in a mail attachment.
+    """
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
         template_name="lab",
+        template_file="fraudkit_report.html.j2",
+        extra_loaders=[jinja2.DictLoader({"fraudkit_report.html.j2": _REPORT_TEMPLATE})],
         exclude_input=hide_input,
         exclude_input_prompt=hide_input,
         exclude_output_prompt=hide_input,
@@ -490,6 +508,12 @@ def run_notebook(
         }
         if pipeline_id:
             env[config.ENV_PIPELINE_ID] = pipeline_id
+        # Artifact-download progress bars, and tqdm's "IProgress not found" hint (raised by
+        # `import mlflow` in a kernel without ipywidgets, with a local path), would be
+        # frozen into every report as stderr.
+        env[_PROGRESS_BAR_ENV] = os.environ.get(_PROGRESS_BAR_ENV, "false")
+        quiet = [os.environ.get("PYTHONWARNINGS", ""), "ignore:IProgress not found"]
+        env["PYTHONWARNINGS"] = ",".join(filter(None, quiet))
         with _kernel_environment(env):
             papermill.execute_notebook(
                 str(source),

@@ -76,6 +76,8 @@ _RETRYABLE = (
     "duplicate key",
     "duplicate column",
 )
+# Rows MLflow's schema inference sees when a dataset is logged (see log_dataset).
+_SCHEMA_SAMPLE_ROWS = 1_000
 
 
 def _retrying(action: Callable[[], T], *, attempts: int = 8, first_delay: float = 0.05) -> T:
@@ -604,6 +606,8 @@ class MlflowManager:
         first dataset of a run, ``fraudkit.data_fingerprint``.
         """
         from mlflow.data import from_pandas
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.types.utils import _infer_schema
 
         from fraudkit.data import LABEL_COLUMN, data_fingerprint
 
@@ -611,7 +615,13 @@ class MlflowManager:
         fingerprint = data_fingerprint(df)
         targets = LABEL_COLUMN if LABEL_COLUMN in df.columns else None
         dataset = from_pandas(df, name=name, targets=targets, digest=fingerprint)
-        from mlflow.entities import DatasetInput, InputTag
+        # MLflow infers the schema value by value (6.5 s for 120k x 31); the column types
+        # decide it, so a head sample gives the same schema in 0.07 s. Priming the cached
+        # property keeps the rest of MLflow's dataset record (profile, digest) on all rows.
+        # Its hint about integer columns concerns model signatures, not dataset records.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            dataset.__dict__["schema"] = _infer_schema(df.head(_SCHEMA_SAMPLE_ROWS))
 
         dataset_input = DatasetInput(
             dataset=dataset._to_mlflow_entity(),

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from system_packages import ensure_debian_package
+
 # The server's background job workers (a dozen processes) serve GenAI features fraudkit
 # does not use; on 2 cores they only slow the tests down.
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -46,8 +48,7 @@ def free_port() -> int:
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
-def postgres_bindir() -> Path:
-    """Directory of the PostgreSQL server programs (initdb, pg_ctl), newest version first."""
+def _find_postgres_bindir() -> Path | None:
     found = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
         key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
@@ -55,12 +56,16 @@ def postgres_bindir() -> Path:
     if found:
         return Path(found[-1]).parent
     on_path = shutil.which("initdb")
-    if on_path:
-        return Path(on_path).parent
-    raise RuntimeError(
-        "PostgreSQL server programs (initdb, pg_ctl) not found; install them with "
-        "`apt-get install postgresql` (Debian/Ubuntu)"
-    )
+    return Path(on_path).parent if on_path else None
+
+
+def postgres_bindir() -> Path:
+    """Directory of the PostgreSQL server programs (initdb, pg_ctl), newest version first.
+
+    The machine image ships PostgreSQL 15; apt installs the ``postgresql`` package only
+    when no server programs are found.
+    """
+    return ensure_debian_package("postgresql", _find_postgres_bindir)
 
 
 def _postgres_user() -> str | None:

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -18,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 
 from fraudkit import MLFLOW_EXPERIMENTS, ExperimentType, mlflow_manager
 from fraudkit.exceptions import ConfigurationError, TrackingError
+from fraudkit.models import predict_scores
 from fraudkit.tracking import TRUNCATION_MARKER, MlflowManager
 
 
@@ -227,8 +229,41 @@ def test_log_artifacts_files_dirs_figures_and_missing_paths(manager, tmp_path):
     assert [a.path for a in _client().list_artifacts(run.info.run_id, "ok")] == []
 
 
+def test_log_dataset_records_schema_profile_and_fingerprints(manager):
+    from fraudkit.data import data_fingerprint, load_or_simulate
+    from fraudkit.tracking import _SCHEMA_SAMPLE_ROWS
+
+    frame, _ = load_or_simulate(None, n_transactions=3 * _SCHEMA_SAMPLE_ROWS, seed=1)
+    test = frame.tail(500)
+    with warnings.catch_warnings():
+        # MLflow's integer-column hint would otherwise land in every notebook report.
+        warnings.simplefilter("error", UserWarning)
+        with manager.start_training_run("datasets") as run:
+            train_print = manager.log_dataset(frame, name="train", context="training")
+            test_print = manager.log_dataset(test, name="test", context="test")
+    recorded = _run(run.info.run_id)
+    inputs = {d.dataset.name: d for d in recorded.inputs.dataset_inputs}
+    assert set(inputs) == {"train", "test"}
+    train = inputs["train"].dataset
+    # The schema comes from a sample, the profile and digest from every row.
+    schema = {c["name"]: c["type"] for c in json.loads(train.schema)["mlflow_colspec"]}
+    assert schema == {
+        "Time": "double",
+        **{f"V{i}": "double" for i in range(1, 29)},
+        "Amount": "double",
+        "Class": "long",
+    }
+    assert json.loads(train.profile) == {"num_rows": len(frame), "num_elements": frame.size}
+    assert train.digest == train_print == data_fingerprint(frame)
+    assert inputs["test"].tags[0].value == "test"
+    tags = recorded.data.tags
+    assert tags["fraudkit.data_fingerprint"] == train_print
+    assert tags["fraudkit.data_fingerprint.training"] == train_print
+    assert tags["fraudkit.data_fingerprint.test"] == test_print != train_print
+
+
 def test_log_model_with_metadata_hist_gradient_boosting_loads_by_alias(
-    manager, hgb_model, toy_data
+    manager, hgb_model, toy_data, capfd
 ):
     frame, _ = toy_data
     version = manager.log_model_with_metadata(
@@ -246,6 +281,11 @@ def test_log_model_with_metadata_hist_gradient_boosting_loads_by_alias(
     proba = np.asarray(loaded.predict(frame.head(10)))
     assert proba.shape == (10, 2)
     np.testing.assert_allclose(proba, hgb_model.predict_proba(frame.head(10)), rtol=1e-9)
+    # Scoring transactions that carry more than the signature (Time, Class) is quiet.
+    capfd.readouterr()
+    extra = frame.head(10).assign(Time=1.0, Class=0)
+    np.testing.assert_allclose(predict_scores(loaded, extra), proba[:, 1], rtol=1e-9)
+    assert "not defined in the model signature" not in capfd.readouterr().err
     flavor = mlflow.models.get_model_info("models:/fraud_hgb@staging").flavors["sklearn"]
     assert flavor["serialization_format"] == "skops"
     moves = manager.alias_history("fraud_hgb")

@@ -1,0 +1,198 @@
+"""The generated reports in a real browser: Debian's Chromium, driven by Playwright.
+
+After the quick pipeline (what ``make demo`` runs), ``reports/index.html`` is opened from
+disk as a reader opens it, and so is every page it links to, the notebook reports
+included. Each page must load without a console error, every link must resolve (local
+files exist, ``#fragments`` name an element, nothing points off the machine: reports are
+read offline) and every image must have a non-zero natural size. Screenshots are saved in
+the test's tmp dir.
+
+Playwright cannot download its own browser here; it drives ``/usr/bin/chromium``, which
+the fixture installs with apt when it is missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlparse
+from urllib.request import url2pathname
+
+import nbformat
+import pytest
+from system_packages import ensure_debian_package
+
+from fraudkit.notebooks import NOTEBOOKS, run_pipeline
+
+pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+# As root Chromium needs --no-sandbox; the network flags stop its background calls to
+# Google, which this machine's closed network refuses (noise in the console otherwise).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class PageReport:
+    """What one page did in the browser."""
+
+    url: str
+    problems: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    images: int = 0
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    executable = ensure_debian_package("chromium", lambda: CHROMIUM if CHROMIUM.exists() else None)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def _check_page(browser, url: str, screenshot: Path | None = None) -> PageReport:
+    """Open ``url``; record console errors, failed requests, dead fragments, broken images."""
+    report = PageReport(url)
+    page = browser.new_page()
+    page.on(
+        "console",
+        lambda m: report.problems.append(f"console error: {m.text}") if m.type == "error" else 0,
+    )
+    page.on("pageerror", lambda e: report.problems.append(f"script error: {e}"))
+    page.on("requestfailed", lambda r: report.problems.append(f"failed request: {r.url}"))
+    try:
+        page.goto(url, wait_until="load")
+        images = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.currentSrc || e.src, e.naturalWidth, e.naturalHeight])"
+        )
+        report.images = len(images)
+        for src, width, height in images:
+            if not (width > 0 and height > 0):
+                report.problems.append(f"image {src[:120]} has natural size {width}x{height}")
+        report.links = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        for link in report.links:
+            target, fragment = urldefrag(link)
+            if fragment and target == urldefrag(url)[0]:
+                found = page.evaluate(
+                    "id => document.getElementById(id) !== null", unquote(fragment)
+                )
+                if not found:
+                    report.problems.append(f"link {link} names no element on the page")
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        page.close()
+    return report
+
+
+def _crawl(browser, start: Path, screenshots: dict[str, Path]) -> dict[str, PageReport]:
+    """Check ``start`` and every local HTML page reachable from it; return reports by URL.
+
+    Links to other local files must exist; links off the machine are problems.
+    """
+    reports: dict[str, PageReport] = {}
+    queue = [start.resolve().as_uri()]
+    while queue:
+        url = queue.pop()
+        if url in reports:
+            continue
+        name = Path(url2pathname(urlparse(url).path)).name
+        report = reports[url] = _check_page(browser, url, screenshots.get(name))
+        for link in report.links:
+            target, _ = urldefrag(link)
+            parsed = urlparse(target)
+            if parsed.scheme != "file":
+                report.problems.append(f"link {link} leaves the machine; reports are read offline")
+                continue
+            path = Path(url2pathname(parsed.path))
+            if not path.is_file() or path.stat().st_size == 0:
+                report.problems.append(f"link {link} points at a missing or empty file")
+            elif path.suffix == ".html" and target not in reports:
+                queue.append(target)
+    return reports
+
+
+def _problems(reports: dict[str, PageReport]) -> list[str]:
+    return [f"{url}: {p}" for url, r in reports.items() for p in r.problems]
+
+
+# MLflow's confirmation when a model version is registered: the only stderr a report of
+# the quick pipeline may show (warnings, progress bars and hints would be noise to readers).
+_EXPECTED_STDERR = re.compile(
+    r"(Successfully registered model|Registered model '.*' already exists|Created version)"
+)
+
+
+def _unexpected_stderr(executed: Path) -> list[str]:
+    lines = []
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            if output.get("name") == "stderr":
+                lines += [line for line in output.text.splitlines() if line.strip()]
+    return [line for line in lines if not _EXPECTED_STDERR.match(line)]
+
+
+def test_broken_pages_are_caught(browser, tmp_path):
+    # The checks below must be able to fail: each kind of breakage is planted once.
+    (tmp_path / "ok.html").write_text("<p id='here'>fine</p>")
+    (tmp_path / "index.html").write_text(
+        "<html><body><a href='ok.html#here'>ok</a> <a href='#here'>self</a>"
+        "<p id='here'></p><a href='missing.html'>dead</a> <a href='#nowhere'>fragment</a>"
+        "<a href='https://example.org/'>external</a><img src='missing.png' alt='gone'>"
+        "<script>console.error('boom')</script></body></html>"
+    )
+
+    reports = _crawl(browser, tmp_path / "index.html", {})
+
+    index = reports[(tmp_path / "index.html").as_uri()]
+    text = "\n".join(index.problems)
+    assert "console error: boom" in text
+    assert "missing.html points at a missing or empty file" in text
+    assert "#nowhere names no element" in text
+    assert "https://example.org/ leaves the machine" in text
+    assert "missing.png has natural size 0x0" in text
+    assert "failed request" in text and "missing.png" in text
+    # The good page was followed, and holds no problem.
+    assert reports[(tmp_path / "ok.html").as_uri()].problems == []
+    assert len(reports) == 2
+
+
+def test_quick_pipeline_reports_render_in_chromium(browser, tmp_path, fraudkit_home):
+    result = run_pipeline(quick=True, progress=False)
+    assert [r.notebook for r in result.runs] == list(NOTEBOOKS)
+    assert {r.status for r in result.runs} == {"FINISHED"}
+
+    training = result.runs[0]
+    shots = {"index.html": tmp_path / "index.png", "report.html": tmp_path / "report.png"}
+    reports = _crawl(browser, result.index, {"index.html": shots["index.html"]})
+    # Every run's report is named report.html: the training one is screenshot on its own.
+    training_report = _check_page(browser, training.html_report.as_uri(), shots["report.html"])
+
+    assert _problems(reports) == []
+    assert training_report.problems == []
+    for run in result.runs:
+        assert _unexpected_stderr(run.executed_notebook) == [], run.notebook
+    # The crawl reached every run's report and full notebook, from the index.
+    pages = {Path(url2pathname(urlparse(u).path)) for u in reports}
+    for run in result.runs:
+        assert {run.html_report, run.html_full} <= pages, run.notebook
+    index = reports[result.index.resolve().as_uri()]
+    assert index.images >= 5  # the latest figures of each notebook type
+    assert training_report.images >= 3  # its plots, embedded
+    for shot in shots.values():
+        assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
