@@ -75,6 +75,15 @@ def _check_page(browser, url: str, screenshot: Path | None = None) -> PageReport
     )
     page.on("pageerror", lambda e: report.problems.append(f"script error: {e}"))
     page.on("requestfailed", lambda r: report.problems.append(f"failed request: {r.url}"))
+    # With a network a CDN script would load and pass unseen: any such request is a fault.
+    page.on(
+        "request",
+        lambda r: (
+            report.problems.append(f"request off the machine: {r.url}")
+            if not r.url.startswith(("file:", "data:"))
+            else 0
+        ),
+    )
     try:
         page.goto(url, wait_until="load")
         images = page.eval_on_selector_all(
@@ -154,6 +163,7 @@ def test_broken_pages_are_caught(browser, tmp_path):
         "<html><body><a href='ok.html#here'>ok</a> <a href='#here'>self</a>"
         "<p id='here'></p><a href='missing.html'>dead</a> <a href='#nowhere'>fragment</a>"
         "<a href='https://example.org/'>external</a><img src='missing.png' alt='gone'>"
+        "<script src='http://127.0.0.1:9/cdn.js'></script>"
         "<script>console.error('boom')</script></body></html>"
     )
 
@@ -167,6 +177,7 @@ def test_broken_pages_are_caught(browser, tmp_path):
     assert "https://example.org/ leaves the machine" in text
     assert "missing.png has natural size 0x0" in text
     assert "failed request" in text and "missing.png" in text
+    assert "request off the machine: http://127.0.0.1:9/cdn.js" in text
     # The good page was followed, and holds no problem.
     assert reports[(tmp_path / "ok.html").as_uri()].problems == []
     assert len(reports) == 2
