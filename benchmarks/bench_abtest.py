@@ -1,6 +1,7 @@
-"""Calibration, power and speed of ``fraudkit.abtest.compare_scores``.
+"""Calibration, power and speed of ``fraudkit.abtest.compare_scores``, and false winners,
+power and stopping time of the sequential online A/B test against Fisher's exact test.
 
-Simulation design (stated so the figures can be read):
+Paired offline comparison, simulation design (stated so the figures can be read):
 
 * Labels: ``n`` transactions, fraud with probability ``FRAUD_RATE`` (1 %).
 * A latent suspicion ``s = 3 * fraud + N(0, 1)`` shared by both models; each model sees
@@ -15,6 +16,26 @@ Simulation design (stated so the figures can be read):
 * Speed: one ``compare_scores`` call with 2,000 resamples (bootstrap and permutation
   each) on 100,000 transactions at 0.2 % fraud.
 
+Online traffic split, looked at daily (``fraudkit.sequential.SequentialABTest``, the test
+``compare_online(sequential=True)`` runs), simulation design:
+
+* Each arm serves ``TRAFFIC_PER_DAY`` (20,000) transactions a day for 30 days; each is a
+  fraud with probability 0.00172 (~34 frauds an arm a day, ~1,030 over the test), and each
+  fraud is caught (flagged) with its arm's recall. Only these counts matter to the tests,
+  so they are drawn directly as binomials.
+* Null: both arms have recall 0.60. A team looks after every day and stops at the first
+  winner. Rate of experiments that ever declare a winner ("false winners"), for: the
+  sequential test (target <= 0.05); Fisher's exact test on the cumulative counts, looked
+  at daily and stopped at the first p < 0.05 (the naive practice); Fisher once at day 30
+  (the fixed-horizon design it is valid for).
+* Alternatives: recall of B 0.75, 0.70 and 0.66 against A's 0.60. Power (B declared the
+  winner by day 30), mean stopping day of the experiments that stopped, days used on
+  average (30 for those that never stop) and the time-uniform coverage of the confidence
+  sequence (true difference inside the interval at all 30 looks; target >= 0.95), against
+  Fisher once at day 30.
+* Sensitivity: the sequential null rate at 5,000 and 50,000 transactions an arm a day,
+  and the null rate, power and stopping day for mixing_sd 0.05, 0.1 (default) and 0.2.
+
 Run ``python benchmarks/bench_abtest.py`` (a few minutes) or add ``--quick`` for a smoke run.
 """
 
@@ -24,10 +45,12 @@ import argparse
 import time
 
 import numpy as np
+from scipy import stats
 from scipy.special import expit
 from sklearn.metrics import average_precision_score
 
-from fraudkit.abtest import compare_scores
+from fraudkit.abtest import SequentialABTest, compare_scores
+from fraudkit.sequential import DEFAULT_MIXING_SD
 
 FRAUD_RATE = 0.01
 SIGNAL = 3.0
@@ -37,6 +60,14 @@ CUTOFF = 2.5
 ALPHA = 0.05
 NULL_TARGET = (0.03, 0.07)
 SPEED_TARGET_SECONDS = 5.0
+
+ONLINE_FRAUD_RATE = 0.00172
+TRAFFIC_PER_DAY = 20_000
+DAYS = 30
+RECALL_A = 0.60
+RECALL_B = (0.75, 0.70, 0.66)
+SEQUENTIAL_NULL_TARGET = 0.05
+COVERAGE_TARGET = 1 - ALPHA
 
 
 def simulate(
@@ -88,10 +119,149 @@ def verdict(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
 
 
+# ------------------------------------------------------------- sequential online A/B
+
+Counts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def daily_counts(
+    rng: np.random.Generator, reps: int, recall_b: float, traffic: int = TRAFFIC_PER_DAY
+) -> Counts:
+    """New frauds and caught frauds of A and B per experiment (rows) and day (columns)."""
+    fraud_a, fraud_b = rng.binomial(traffic, ONLINE_FRAUD_RATE, (2, reps, DAYS))
+    return fraud_a, rng.binomial(fraud_a, RECALL_A), fraud_b, rng.binomial(fraud_b, recall_b)
+
+
+def sequential_runs(counts: Counts, mixing_sd: float, truth: float) -> dict[str, np.ndarray]:
+    """Winner, stopping day (0: never) and time-uniform coverage of each experiment.
+
+    Every experiment runs all its looks, so coverage is checked after stopping too.
+    """
+    reps = counts[0].shape[0]
+    winner, day = np.full(reps, "", dtype=object), np.zeros(reps, dtype=int)
+    covered = np.ones(reps, dtype=bool)
+    for rep in range(reps):
+        test = SequentialABTest(alpha=ALPHA, mixing_sd=mixing_sd)
+        for look in range(DAYS):
+            state = test.update_counts(*(int(column[rep, look]) for column in counts))
+            covered[rep] &= state.ci_low <= truth <= state.ci_high
+            if state.stop and not day[rep]:
+                winner[rep], day[rep] = state.winner, look + 1
+    return {"winner": winner, "day": day, "covered": covered}
+
+
+def fisher_runs(counts: Counts, looks: range) -> dict[str, np.ndarray]:
+    """Winner and stopping day of Fisher's exact test, stopped at the first p < alpha.
+
+    ``looks`` are the days (from 1) at which the cumulative counts are tested.
+    """
+    fraud_a, caught_a, fraud_b, caught_b = (column.cumsum(axis=1) for column in counts)
+    reps = fraud_a.shape[0]
+    winner, day = np.full(reps, "", dtype=object), np.zeros(reps, dtype=int)
+    for rep in range(reps):
+        for look in looks:
+            n_a, c_a, n_b, c_b = (
+                int(column[rep, look - 1]) for column in (fraud_a, caught_a, fraud_b, caught_b)
+            )
+            p_value = stats.fisher_exact([[c_a, n_a - c_a], [c_b, n_b - c_b]])[1]
+            if p_value < ALPHA:
+                winner[rep], day[rep] = ("B" if c_b / n_b > c_a / n_a else "A"), look
+                break
+    return {"winner": winner, "day": day}
+
+
+def rate(runs: dict[str, np.ndarray], winner: str | None = None) -> float:
+    """Share of experiments declaring ``winner`` (any winner when None)."""
+    declared = runs["winner"] != ""
+    return float(np.mean(declared if winner is None else runs["winner"] == winner))
+
+
+def stopping(runs: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Mean stopping day of experiments that stopped, and mean days used by all."""
+    stopped = runs["day"] > 0
+    mean_stop = float(runs["day"][stopped].mean()) if stopped.any() else float("nan")
+    return mean_stop, float(np.where(stopped, runs["day"], DAYS).mean())
+
+
+def sequential_section(null_reps: int, power_reps: int) -> None:
+    frauds = TRAFFIC_PER_DAY * ONLINE_FRAUD_RATE
+    print(
+        f"\nSequential online A/B: {TRAFFIC_PER_DAY:,} transactions an arm a day, fraud rate "
+        f"{ONLINE_FRAUD_RATE:.3%} (~{frauds:.0f} frauds an arm a day), {DAYS} daily looks, "
+        f"alpha={ALPHA}, mixing_sd={DEFAULT_MIXING_SD}"
+    )
+    null_counts = daily_counts(np.random.default_rng(20), null_reps, RECALL_A)
+    sequential = sequential_runs(null_counts, DEFAULT_MIXING_SD, 0.0)
+    peeked = fisher_runs(null_counts, range(1, DAYS + 1))
+    once = fisher_runs(null_counts, range(DAYS, DAYS + 1))
+    se = np.sqrt(ALPHA * (1 - ALPHA) / null_reps)
+    print(f"\nNull: both arms recall {RECALL_A:.2f}, {null_reps} experiments")
+    print(f"{'test':<44}{'false winners':>14}   target")
+    false_rate = rate(sequential)
+    print(
+        f"{'sequential (mSPRT), looked at daily':<44}{false_rate:>14.3f}   "
+        f"<= {SEQUENTIAL_NULL_TARGET} {verdict(false_rate <= SEQUENTIAL_NULL_TARGET)}"
+    )
+    print(f"{'Fisher looked at daily, stop at p < 0.05':<44}{rate(peeked):>14.3f}   (reported)")
+    print(f"{'Fisher once at day 30':<44}{rate(once):>14.3f}   (reported)")
+    print(f"(Monte Carlo standard error of a rate of 0.05: {se:.3f})")
+
+    print(f"\nAlternatives: recall A {RECALL_A:.2f}, {power_reps} experiments each")
+    print(
+        f"{'recall B':>8}{'diff':>6} | {'seq power':>9}{'wrong':>6}{'stop day':>9}"
+        f"{'days used':>10}{'CS cover':>9} | {'Fisher@30 power':>15}"
+    )
+    for seed, recall_b in enumerate(RECALL_B, start=21):
+        counts = daily_counts(np.random.default_rng(seed), power_reps, recall_b)
+        truth = recall_b - RECALL_A
+        sequential = sequential_runs(counts, DEFAULT_MIXING_SD, truth)
+        once = fisher_runs(counts, range(DAYS, DAYS + 1))
+        mean_stop, days_used = stopping(sequential)
+        cover = float(sequential["covered"].mean())
+        print(
+            f"{recall_b:>8.2f}{truth:>6.2f} | {rate(sequential, 'B'):>9.3f}"
+            f"{rate(sequential, 'A'):>6.3f}{mean_stop:>9.1f}{days_used:>10.1f}"
+            f"{cover:>9.3f} | {rate(once, 'B'):>15.3f}"
+        )
+    print(
+        f"(CS cover: true difference inside the confidence sequence at all {DAYS} looks, "
+        f"target >= {COVERAGE_TARGET}; Fisher@30 stops on day {DAYS} by design)"
+    )
+
+    print("\nSensitivity of the sequential test")
+    print(f"{'transactions an arm a day':<28}{'frauds/day':>11}{'false winners':>14}")
+    for seed, traffic in enumerate((5_000, 50_000), start=30):
+        counts = daily_counts(np.random.default_rng(seed), null_reps, RECALL_A, traffic)
+        false_rate = rate(sequential_runs(counts, DEFAULT_MIXING_SD, 0.0))
+        print(f"{traffic:<28,}{traffic * ONLINE_FRAUD_RATE:>11.1f}{false_rate:>14.3f}")
+    small, large = min(RECALL_B), max(RECALL_B)
+    print(
+        f"\n{'mixing_sd':>9}{'false winners':>14}{f'power {small:.2f}':>12}"
+        f"{f'stop day {small:.2f}':>15}{f'power {large:.2f}':>12}{f'stop day {large:.2f}':>15}"
+    )
+    alternatives = {
+        recall_b: daily_counts(np.random.default_rng(40 + i), power_reps, recall_b)
+        for i, recall_b in enumerate((small, large))
+    }
+    for mixing_sd in (0.05, DEFAULT_MIXING_SD, 0.2):
+        row = f"{mixing_sd:>9.2f}{rate(sequential_runs(null_counts, mixing_sd, 0.0)):>14.3f}"
+        for recall_b, counts in alternatives.items():
+            runs = sequential_runs(counts, mixing_sd, recall_b - RECALL_A)
+            row += f"{rate(runs, 'B'):>12.3f}{stopping(runs)[0]:>15.1f}"
+        print(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument(
+        "--online-only", action="store_true", help="only the sequential online A/B section"
+    )
     args = parser.parse_args()
+    online_reps = (200, 100) if args.quick else (1_000, 500)
+    if args.online_only:
+        sequential_section(*online_reps)
+        return
     n, null_reps, power_reps, n_resamples = (
         (5_000, 100, 40, 300) if args.quick else (10_000, 500, 200, 1_000)
     )
@@ -133,6 +303,8 @@ def main() -> None:
         f"wall {wall:.2f} s, CPU {cpu:.2f} s   target wall <= {SPEED_TARGET_SECONDS:.0f} s "
         f"{verdict(wall <= SPEED_TARGET_SECONDS)}"
     )
+
+    sequential_section(*online_reps)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ and a paired permutation p-value; McNemar's exact test (Dietterich 1998) on the 
 models' decisions at their operating thresholds is reported alongside.
 
 Online (traffic split): each transaction is served by one arm only, so the arms are
-independent samples; the caught-fraud rate is compared with Fisher's exact test and the
-fraud amount caught per transaction with Welch's t-test.
+independent samples. The caught-fraud rate (recall) is compared with an anytime-valid
+sequential test (:mod:`fraudkit.sequential`), which may be looked at every day and stopped
+at the first winner, and with Fisher's exact test, valid for a single look at a horizon
+fixed in advance; the fraud amount caught per transaction is compared with Welch's t-test.
 
 Resampling is vectorised over chunks of resamples, with no scikit-learn call per
 resample. Average precision and ROC AUC need, for each fraud, only the number of frauds
@@ -33,6 +35,13 @@ from fraudkit.data import AMOUNT_COLUMN, LABEL_COLUMN
 from fraudkit.exceptions import ConfigurationError, DataValidationError, ModelError
 from fraudkit.metrics import validate_amounts, validate_labels_and_scores
 from fraudkit.models import predict_scores
+from fraudkit.sequential import (
+    DEFAULT_MIXING_SD,
+    FLAGGED_COLUMN,
+    SequentialABTest,
+    SequentialLook,
+    read_outcomes,
+)
 
 __all__ = [
     "FLAGGED_COLUMN",
@@ -40,6 +49,8 @@ __all__ = [
     "ONLINE_COLUMNS",
     "ABTestResult",
     "OnlineABResult",
+    "SequentialABTest",
+    "SequentialLook",
     "assign_traffic",
     "compare_online",
     "compare_scores",
@@ -48,7 +59,6 @@ __all__ = [
 ]
 
 METRICS: tuple[str, ...] = ("average_precision", "roc_auc", "recall")
-FLAGGED_COLUMN = "flagged"
 ONLINE_COLUMNS: tuple[str, ...] = (LABEL_COLUMN, AMOUNT_COLUMN, FLAGGED_COLUMN)
 _MODEL_URI_SCHEMES = ("models:/", "runs:/")
 # Cells (resamples x transactions) per chunk: enough to amortise numpy's per-call overhead
@@ -115,8 +125,16 @@ class ABTestResult(_Result):
 class OnlineABResult(_Result):
     """Outcome of a traffic-split A/B test; each arm saw different transactions.
 
-    ``winner`` is declared by Fisher's exact test on the caught-fraud rate
-    (``p_value``); the amount test and alert rates are reported alongside.
+    ``winner`` is declared on the caught-fraud rate (recall) by the test named in
+    ``decided_by``, whose p-value is ``p_value``: ``"sequential"`` (the anytime-valid
+    mixture SPRT, valid however often the test is looked at) or ``"fisher"`` (Fisher's
+    exact test, valid for one look at a horizon fixed in advance). Both p-values are
+    always reported (``sequential_p_value``, ``fisher_p_value``) with the sequential
+    test's statistic (``likelihood_ratio``, a winner when above ``1 / alpha``) and its
+    confidence sequence for ``recall_b - recall_a`` (``recall_ci_low``,
+    ``recall_ci_high``: covers the true difference at every look with probability at
+    least ``1 - alpha``). The amount test (Welch, fixed horizon) and alert rates are
+    reported alongside and decide nothing.
     """
 
     winner: str | None
@@ -139,6 +157,13 @@ class OnlineABResult(_Result):
     alert_rate_a: float
     alert_rate_b: float
     alpha: float
+    decided_by: str
+    fisher_p_value: float
+    sequential_p_value: float
+    likelihood_ratio: float
+    recall_ci_low: float
+    recall_ci_high: float
+    mixing_sd: float
 
 
 # ------------------------------------------------------------------ resampling engine
@@ -592,12 +617,9 @@ def assign_traffic(
 def _arm(outcomes: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fraud flags, alerts and amount caught per transaction of one arm."""
     _frame(outcomes, name, ONLINE_COLUMNS)
+    fraud, flagged = read_outcomes(outcomes, name)
     with _named(name):
-        y, flagged = validate_labels_and_scores(outcomes[LABEL_COLUMN], outcomes[FLAGGED_COLUMN])
-        amount = validate_amounts(outcomes[AMOUNT_COLUMN], y.size)
-    if not np.isin(flagged, (0, 1)).all():
-        raise DataValidationError(f"{name}: {FLAGGED_COLUMN} must hold only True/False or 1/0")
-    fraud, flagged = y == 1, flagged == 1
+        amount = validate_amounts(outcomes[AMOUNT_COLUMN], fraud.size)
     if not fraud.any():
         raise DataValidationError(
             f"{name} holds no fraud, so its caught-fraud rate is undefined; run the test "
@@ -607,15 +629,40 @@ def _arm(outcomes: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def compare_online(
-    outcomes_a: pd.DataFrame, outcomes_b: pd.DataFrame, *, alpha: float = 0.05
+    outcomes_a: pd.DataFrame,
+    outcomes_b: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    sequential: bool = True,
+    mixing_sd: float = DEFAULT_MIXING_SD,
 ) -> OnlineABResult:
     """Compare the two arms of a traffic-split test (independent samples).
 
-    The caught-fraud rate (recall: caught frauds / frauds in the arm) is compared with
-    Fisher's exact test, which stays valid with the few frauds an arm sees; it declares
-    the winner. The fraud amount caught per transaction (the loss each arm prevents) is
-    compared with Welch's t-test; the alert rates (review workload) are reported too,
-    since a lower threshold buys recall with alerts.
+    The caught-fraud rate (recall: caught frauds / frauds in the arm) is compared by two
+    tests, and ``sequential`` chooses which one declares the winner:
+
+    * ``sequential=True`` (default): the anytime-valid mixture SPRT of
+      :class:`fraudkit.sequential.SequentialABTest`, on the cumulative counts. Its
+      guarantee holds however often the results are looked at: calling this function
+      every day on the data so far and stopping at the first winner declares a false
+      winner with probability at most ``alpha`` (up to a normal approximation, see
+      :mod:`fraudkit.sequential`). Use it whenever the test may be (or has
+      been) looked at before its planned end, which is the normal case online.
+    * ``sequential=False``: Fisher's exact test, valid with few frauds but only for one
+      look at a sample size fixed in advance; looked at daily for 30 days and stopped at
+      the first ``p < alpha``, it declares a false winner several times more often than
+      ``alpha`` (``benchmarks/bench_abtest.py``). In exchange it has more power at that
+      single look.
+
+    Both p-values and the sequential test's confidence sequence are reported either way.
+    Called once per look, the sequential p-value here is ``1 / likelihood_ratio`` at this
+    look, which is valid on its own; :class:`~fraudkit.sequential.SequentialABTest`
+    additionally carries the running minimum and the running intersection of intervals
+    across looks, so its verdict never flips back once a winner is declared.
+
+    The fraud amount caught per transaction (the loss each arm prevents) is compared with
+    Welch's t-test (fixed horizon, reported only); the alert rates (review workload) are
+    reported too, since a lower threshold buys recall with alerts.
 
     Parameters
     ----------
@@ -623,23 +670,39 @@ def compare_online(
         One row per transaction served by the arm, with ``Class`` (0/1), ``Amount`` and
         ``flagged`` (the arm's decision, bool or 0/1).
     alpha : float, default 0.05
-        Significance level.
+        Significance level of both tests; the confidence sequence has coverage
+        ``1 - alpha``.
+    sequential : bool, default True
+        Whether the anytime-valid test declares the winner (True) or Fisher's exact test
+        (False, only for a single pre-planned look).
+    mixing_sd : float, default 0.1
+        Mixing standard deviation of the sequential test, in recall units; see
+        :class:`~fraudkit.sequential.SequentialABTest`.
 
     Returns
     -------
     OnlineABResult
-        Per-arm counts and rates, both p-values, ``winner`` ("A", "B" or None),
-        ``improvement`` (relative change in recall of the winner over the loser, or of B
-        over A) and ``statistical_significance``.
+        Per-arm counts and rates, ``winner`` ("A", "B" or None), ``p_value`` of the
+        deciding test (named in ``decided_by``), ``improvement`` (relative change in
+        recall of the winner over the loser, or of B over A),
+        ``statistical_significance``, both recall p-values, the likelihood ratio, the
+        confidence sequence and the amount test.
 
     Raises
     ------
     DataValidationError
         When a column is missing or invalid, or an arm saw no fraud.
     ConfigurationError
-        When ``alpha`` is not in (0, 1).
+        When ``alpha`` is not in (0, 1), ``mixing_sd`` not in (0, 1] or ``sequential``
+        not a bool.
     """
     _check_alpha(alpha)
+    if not isinstance(sequential, bool | np.bool_):
+        raise ConfigurationError(
+            f"sequential must be True or False, got {sequential!r}; pass True when the "
+            "results may be looked at more than once"
+        )
+    sequential_test = SequentialABTest(alpha=alpha, mixing_sd=mixing_sd)
     (fraud_a, flagged_a, amount_a), (fraud_b, flagged_b, amount_b) = (
         _arm(outcomes_a, "outcomes_a"),
         _arm(outcomes_b, "outcomes_b"),
@@ -647,9 +710,11 @@ def compare_online(
     caught_a, caught_b = int(np.sum(fraud_a & flagged_a)), int(np.sum(fraud_b & flagged_b))
     n_fraud_a, n_fraud_b = int(fraud_a.sum()), int(fraud_b.sum())
     recall_a, recall_b = caught_a / n_fraud_a, caught_b / n_fraud_b
-    p_value = float(
+    fisher_p_value = float(
         stats.fisher_exact([[caught_a, n_fraud_a - caught_a], [caught_b, n_fraud_b - caught_b]])[1]
     )
+    look = sequential_test.update_counts(n_fraud_a, caught_a, n_fraud_b, caught_b)
+    p_value = look.p_value if sequential else fisher_p_value
     amount_p_value = float(stats.ttest_ind(amount_a, amount_b, equal_var=False).pvalue)
     significant = p_value < alpha
     winner, improvement = _winner(recall_a, recall_b, significant)
@@ -675,6 +740,13 @@ def compare_online(
         alert_rate_a=float(flagged_a.mean()),
         alert_rate_b=float(flagged_b.mean()),
         alpha=float(alpha),
+        decided_by="sequential" if sequential else "fisher",
+        fisher_p_value=fisher_p_value,
+        sequential_p_value=look.p_value,
+        likelihood_ratio=look.likelihood_ratio,
+        recall_ci_low=look.ci_low,
+        recall_ci_high=look.ci_high,
+        mixing_sd=sequential_test.mixing_sd,
     )
 
 
@@ -698,6 +770,8 @@ def run_online_ab_test(
     threshold_a: float = 0.5,
     threshold_b: float = 0.5,
     alpha: float = 0.05,
+    sequential: bool = True,
+    mixing_sd: float = DEFAULT_MIXING_SD,
     random_state: int | np.random.Generator | None = None,
 ) -> OnlineABResult:
     """Simulate a traffic split: each model decides only the transactions routed to it.
@@ -714,6 +788,9 @@ def run_online_ab_test(
         Each arm's alert threshold (``score >= threshold``).
     alpha : float, default 0.05
         Significance level.
+    sequential, mixing_sd
+        Which test declares the winner, and the sequential test's tuning; as
+        :func:`compare_online`.
     random_state : int, numpy.random.Generator or None
         Seed of the traffic assignment.
 
@@ -727,8 +804,8 @@ def run_online_ab_test(
     DataValidationError
         When ``test_data`` lacks ``Class`` or ``Amount``, or an arm receives no fraud.
     ConfigurationError
-        When ``split``, ``alpha`` or a threshold is invalid, or a string model is not a
-        model URI.
+        When ``split``, ``alpha``, ``sequential``, ``mixing_sd`` or a threshold is invalid,
+        or a string model is not a model URI.
     """
     data = _frame(test_data, "test_data", (LABEL_COLUMN, AMOUNT_COLUMN))
     threshold_a, threshold_b = _thresholds(threshold_a, threshold_b)
@@ -737,4 +814,6 @@ def run_online_ab_test(
         _served(model_a, data[~to_b], threshold_a),
         _served(model_b, data[to_b], threshold_b),
         alpha=alpha,
+        sequential=sequential,
+        mixing_sd=mixing_sd,
     )

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.special import expit, log_ndtr, logsumexp
 
 from fraudkit.exceptions import ConfigurationError, DataValidationError
+from fraudkit.metrics import MIN_FRAUDS, few_frauds_message
 
 V_COLUMNS: list[str] = [f"V{i}" for i in range(1, 29)]
 TIME_COLUMN: str = "Time"
@@ -587,6 +588,30 @@ class DataSplit:
             summary[f"{name}_time_start"] = float(part[TIME_COLUMN].min())
             summary[f"{name}_time_end"] = float(part[TIME_COLUMN].max())
         return summary
+
+    def small_sample_warnings(self, minimum: int = MIN_FRAUDS) -> list[str]:
+        """One sentence for each labelled part holding fewer than ``minimum`` frauds.
+
+        Parameters
+        ----------
+        minimum : int, default :data:`fraudkit.metrics.MIN_FRAUDS`
+            Fewest frauds for a usable estimate.
+
+        Returns
+        -------
+        list of str
+            Empty when every part holds enough; see
+            :func:`fraudkit.metrics.few_frauds_message`.
+        """
+        messages = []
+        for name, what in (("train", "training"), ("validation", "validation"), ("test", "test")):
+            part: pd.DataFrame = getattr(self, name)
+            if LABEL_COLUMN in part.columns:
+                n_fraud = int(part[LABEL_COLUMN].sum())
+                message = few_frauds_message(n_fraud, len(part), f"the {what} period", minimum)
+                if message:
+                    messages.append(message)
+        return messages
 
 
 def validate_transactions(

@@ -83,3 +83,11 @@ class NotebookExecutionError(FraudkitError):
             message += f" (MLflow run {run_id} marked FAILED"
             message += f"; partial notebook at {output_path})" if output_path else ")"
         super().__init__(message)
+
+
+class SmallSampleWarning(UserWarning):
+    """A split or window holds too few frauds for its numbers to be estimates.
+
+    A warning, not an error: the run goes on and records the warning (notebook output,
+    report and a run tag), so a quick experiment on little data still finishes.
+    """

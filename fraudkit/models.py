@@ -14,12 +14,24 @@ Every model is a scikit-learn :class:`~sklearn.pipeline.Pipeline` with three nam
 ``classifier``
     The estimator, with class-imbalance handling that suits it.
 
-Pipelines hold only scikit-learn and numpy objects (no function defined in fraudkit), so
+:func:`train_model` wraps the fitted pipeline in a
+:class:`~sklearn.calibration.CalibratedClassifierCV` over a
+:class:`~sklearn.frozen.FrozenEstimator`, calibrated on a slice of time after the training
+data, so ``predict_proba`` is a fraud probability: thresholds, expected fraud counts and
+label-free estimates then mean what they say. Class weights (logistic regression, random
+forest) buy ranking on rare fraud but inflate the scores (the balanced logistic baseline
+predicted 37 times the real fraud count); the calibration undoes that. The default method,
+Platt's sigmoid, is strictly increasing, so it leaves the ranking and hence AUPRC and ROC
+AUC exactly as they were; isotonic regression can fit any monotone shape but merges scores
+into ties, which costs AUPRC on the few frauds of a calibration slice.
+
+Models hold only scikit-learn and numpy objects (no function defined in fraudkit), so
 MLflow's skops serialisation loads them where fraudkit is not installed.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,8 +39,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -39,15 +53,18 @@ from sklearn.preprocessing import (
 )
 
 from fraudkit.data import AMOUNT_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN, V_COLUMNS
-from fraudkit.exceptions import DataValidationError, ModelError
-from fraudkit.metrics import validate_amounts, validate_labels_and_scores
+from fraudkit.exceptions import DataValidationError, ModelError, SmallSampleWarning
+from fraudkit.metrics import few_frauds_message, validate_amounts, validate_labels_and_scores
 
 __all__ = [
+    "CALIBRATION_METHODS",
+    "DEFAULT_CALIBRATION",
     "DEFAULT_MODEL_TYPE",
     "MODEL_TYPES",
     "SCALING_METHODS",
     "THRESHOLD_RULES",
     "ThresholdChoice",
+    "base_model",
     "build_model",
     "choose_threshold",
     "feature_importances",
@@ -59,6 +76,14 @@ MODEL_TYPES: tuple[str, ...] = ("logistic_regression", "hist_gradient_boosting",
 DEFAULT_MODEL_TYPE = "hist_gradient_boosting"
 SCALING_METHODS: tuple[str, ...] = ("standard", "robust", "none")
 THRESHOLD_RULES: tuple[str, ...] = ("precision", "recall", "cost")
+CALIBRATION_METHODS: tuple[str, ...] = ("sigmoid", "isotonic", "none")
+DEFAULT_CALIBRATION = "sigmoid"
+# Share of the training period's latest rows held out for calibration when no separate
+# calibration frame is given.
+DEFAULT_CALIBRATION_SHARE = 0.2
+# Platt scaling fits two numbers; below this many frauds in the calibration slice even
+# those are guesses (and scikit-learn needs one fraud per internal fold).
+MIN_CALIBRATION_FRAUDS = 2
 
 _SECONDS_PER_DAY = 86_400
 
@@ -200,8 +225,8 @@ def _input_columns(features: ColumnTransformer) -> list[str]:
     return [c for _, _, columns in features.transformers for c in columns]
 
 
-def _labels(df: pd.DataFrame, what: str) -> np.ndarray:
-    """The ``Class`` column as int 0/1 with both classes present, or DataValidationError."""
+def _labels(df: pd.DataFrame, what: str, *, both_classes: bool = True) -> np.ndarray:
+    """The ``Class`` column as int 0/1 (both classes present), or DataValidationError."""
     if LABEL_COLUMN not in df.columns:
         raise DataValidationError(
             f"{what} has no {LABEL_COLUMN!r} column; pass labelled transactions "
@@ -214,7 +239,7 @@ def _labels(df: pd.DataFrame, what: str) -> np.ndarray:
             f"{what}: column {LABEL_COLUMN} must hold 0 (legitimate) or 1 (fraud); "
             f"{int(bad.sum())} rows do not, the first at index {df.index[bad][0]!r}"
         )
-    if np.unique(y).size < 2:
+    if both_classes and np.unique(y).size < 2:
         raise DataValidationError(
             f"{what} holds only class {int(y[0])} ({y.size} rows); "
             "a fraud model needs both legitimate (0) and fraud (1) rows"
@@ -242,9 +267,22 @@ def _check_features(df: pd.DataFrame, columns: list[str], what: str) -> None:
 
 
 def train_model(
-    train_df: pd.DataFrame, model_type: str = DEFAULT_MODEL_TYPE, **params: Any
-) -> Pipeline:
-    """Build a model with :func:`build_model` and fit it on a labelled frame.
+    train_df: pd.DataFrame,
+    model_type: str = DEFAULT_MODEL_TYPE,
+    *,
+    calibration: str = DEFAULT_CALIBRATION,
+    calibration_df: pd.DataFrame | None = None,
+    calibration_share: float = DEFAULT_CALIBRATION_SHARE,
+    **params: Any,
+) -> Pipeline | CalibratedClassifierCV:
+    """Fit a model on a labelled frame and calibrate its scores on later transactions.
+
+    The pipeline of :func:`build_model` is fitted on the training period, frozen, and
+    calibrated with scikit-learn's :class:`~sklearn.calibration.CalibratedClassifierCV`
+    on transactions after it: ``calibration_df`` when given (typically the validation
+    period), otherwise the latest ``calibration_share`` of ``train_df`` by ``Time``, which
+    the pipeline then does not train on. Never pass the test period: the test would then
+    grade the calibration on its own data.
 
     Parameters
     ----------
@@ -252,14 +290,25 @@ def train_model(
         Kaggle-schema transactions with the ``Class`` label and both classes present.
     model_type : str, default "hist_gradient_boosting"
         One of :data:`MODEL_TYPES`.
+    calibration : {"sigmoid", "isotonic", "none"}, default "sigmoid"
+        ``"sigmoid"`` (Platt) keeps the ranking, so AUPRC is unchanged; ``"isotonic"``
+        is free-form but ties scores; ``"none"`` returns the fitted pipeline as it is,
+        trained on all of ``train_df``.
+    calibration_df : pandas.DataFrame, optional
+        Labelled transactions later than ``train_df`` to calibrate on.
+    calibration_share : float, default 0.2
+        Share of ``train_df`` (its latest rows) held out for calibration when
+        ``calibration_df`` is None; in (0, 0.5].
     **params
         Passed to :func:`build_model` (``scaling_method``, ``include_hour`` and classifier
         parameters).
 
     Returns
     -------
-    sklearn.pipeline.Pipeline
-        The fitted pipeline.
+    sklearn.calibration.CalibratedClassifierCV or sklearn.pipeline.Pipeline
+        The calibrated model (its ``predict_proba`` is a fraud probability), or the
+        pipeline itself with ``calibration="none"``. :func:`base_model` returns the
+        pipeline of either.
 
     Raises
     ------
@@ -267,12 +316,84 @@ def train_model(
         When ``Class`` or a feature column is missing, a label is not 0/1, only one
         class is present or a feature is not a finite number.
     ModelError
-        For an unknown model type or parameter.
+        For an unknown model type, parameter or calibration method, or a
+        ``calibration_share`` outside (0, 0.5].
+
+    Warns
+    -----
+    SmallSampleWarning
+        When the calibration data hold fewer than two frauds: the uncalibrated pipeline is
+        returned, since two numbers cannot be fitted to one fraud.
     """
+    if calibration not in CALIBRATION_METHODS:
+        raise _choice_error("calibration method", calibration, CALIBRATION_METHODS)
+    if not 0.0 < calibration_share <= 0.5:
+        raise ModelError(
+            f"calibration_share must lie in (0, 0.5], got {calibration_share!r}; it is the "
+            "share of the latest training rows held out to calibrate on"
+        )
     model = build_model(model_type, **params)
-    y = _labels(train_df, "training frame")
-    _check_features(train_df, _input_columns(model["features"]), "training frame")
-    return model.fit(train_df, y)
+    columns = _input_columns(model["features"])
+    _labels(train_df, "training frame")
+    _check_features(train_df, columns, "training frame")
+    fit_df, calibrate_df = train_df, None
+    if calibration != "none":
+        if calibration_df is None:
+            ordered = train_df.sort_values(TIME_COLUMN, kind="stable")
+            cut = len(ordered) - max(1, round(calibration_share * len(ordered)))
+            fit_df, calibrate_df = ordered.iloc[:cut], ordered.iloc[cut:]
+        else:
+            calibrate_df = calibration_df
+            _check_features(calibrate_df, columns, "calibration frame")
+    model.fit(fit_df, _labels(fit_df, "training frame (without its calibration slice)"))
+    if calibrate_df is None:
+        return model
+    y_calibrate = _calibration_labels(calibrate_df)
+    if y_calibrate is None:
+        return model
+    # cv=2: with a frozen estimator the folds only gather its predictions (nothing is
+    # refitted); scikit-learn still wants one fraud per fold, and 2 is the fewest.
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=calibration, cv=2)
+    return calibrated.fit(calibrate_df, y_calibrate)
+
+
+def _calibration_labels(calibrate_df: pd.DataFrame) -> np.ndarray | None:
+    """Labels of the calibration frame, or None (with a warning) when too few are fraud."""
+    if LABEL_COLUMN not in calibrate_df.columns:
+        raise DataValidationError(
+            f"calibration frame has no {LABEL_COLUMN!r} column; calibrate on labelled "
+            "transactions later than the training data"
+        )
+    y = _labels(calibrate_df, "calibration frame", both_classes=False)
+    n_fraud = int(y.sum())
+    if n_fraud < MIN_CALIBRATION_FRAUDS:
+        warnings.warn(
+            few_frauds_message(n_fraud, y.size, "the calibration slice", MIN_CALIBRATION_FRAUDS)
+            + "; the model is returned uncalibrated, so its scores are not probabilities",
+            SmallSampleWarning,
+            stacklevel=3,
+        )
+        return None
+    return y
+
+
+def base_model(model: Any) -> Any:
+    """The fitted pipeline inside a calibrated model (or ``model`` itself).
+
+    Parameters
+    ----------
+    model : estimator
+        A model from :func:`train_model`, calibrated or not.
+
+    Returns
+    -------
+    estimator
+        The :class:`~sklearn.pipeline.Pipeline` that ranks the transactions.
+    """
+    if isinstance(model, CalibratedClassifierCV) and hasattr(model, "calibrated_classifiers_"):
+        inner = model.calibrated_classifiers_[0].estimator
+        return inner.estimator if isinstance(inner, FrozenEstimator) else inner
+    return model
 
 
 def _positive_column(output: Any, classes: Any) -> np.ndarray:
@@ -355,6 +476,12 @@ class ThresholdChoice:
         Fraud precision and recall at ``threshold``.
     expected_cost : float or None
         Review cost of the alerts plus the amount of missed frauds (None without amounts).
+    n_fraud : int
+        Frauds in the data the threshold was chosen on: the evidence behind it.
+    fallback : bool
+        No threshold reached the target; this is the best achievable operating point.
+    note : str or None
+        Why the choice is a fallback, in words (None otherwise).
     """
 
     threshold: float
@@ -363,6 +490,9 @@ class ThresholdChoice:
     precision: float
     recall: float
     expected_cost: float | None = None
+    n_fraud: int = 0
+    fallback: bool = False
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields."""
@@ -429,12 +559,14 @@ def choose_threshold(
     Returns
     -------
     ThresholdChoice
+        When no threshold reaches a precision target (few frauds, or a weak model), the
+        operating point of highest precision (and, among those, most recall), with
+        ``fallback=True`` and a ``note`` saying so, rather than an error.
 
     Raises
     ------
     ModelError
-        For an unknown rule, a target outside (0, 1], the cost rule without ``amount``,
-        or a target no threshold reaches (the message gives the best achievable value).
+        For an unknown rule, a target outside (0, 1] or the cost rule without ``amount``.
     DataValidationError
         For invalid labels/scores/amounts or labels of a single class.
     """
@@ -451,14 +583,20 @@ def choose_threshold(
         )
     amounts = None if amount is None else validate_amounts(amount, y.size)
     points = _operating_points(y, s, amounts, review_cost)
+    note = None
     if rule == "cost":
         best = points.loc[points["expected_cost"].idxmin()]
     else:
         reached = points[points[rule] >= target]
         if reached.empty:
-            raise ModelError(
-                f"no threshold reaches {rule} {target}; the best achievable {rule} is "
-                f"{points[rule].max():.4f}; lower the target"
+            # Only a precision target can be out of reach (recall 1 always is). Rows run
+            # from the highest threshold down: the last row of top precision has the most
+            # recall.
+            reached = points[points[rule] == points[rule].max()]
+            note = (
+                f"no threshold reaches {rule} {target:g} on {int(y.sum())} frauds; using the "
+                f"best achievable operating point ({rule} {reached[rule].iloc[0]:.3f}). "
+                "Lower the target, or choose on more data"
             )
         # Rows run from the highest threshold down. Precision rule: the lowest threshold
         # (most recall); recall rule: the highest (fewest alerts).
@@ -470,6 +608,9 @@ def choose_threshold(
         precision=float(best["precision"]),
         recall=float(best["recall"]),
         expected_cost=float(best["expected_cost"]) if amounts is not None else None,
+        n_fraud=int(y.sum()),
+        fallback=note is not None,
+        note=note,
     )
 
 
@@ -563,9 +704,12 @@ def feature_importances(
     pandas.Series
         Importance indexed by feature name, sorted in descending order.
     """
-    importances = _native_importances(model)
+    # The calibration map is monotone: the ranking, and so every importance, is the
+    # pipeline's.
+    pipeline = base_model(model)
+    importances = _native_importances(pipeline)
     if importances is None:
-        importances = _permutation_importances(model, df, n_repeats, random_state)
+        importances = _permutation_importances(pipeline, df, n_repeats, random_state)
     importances.name = "importance"
     importances.index.name = "feature"
     return importances.sort_values(ascending=False, kind="stable")

@@ -18,6 +18,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
+from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
@@ -36,6 +37,7 @@ __all__ = [
     "plot_metric_difference",
     "plot_metric_history",
     "plot_pr_curve",
+    "plot_reliability_diagram",
     "plot_roc_curve",
     "plot_score_distributions",
     "plot_windows",
@@ -187,6 +189,45 @@ def plot_confusion_matrix(
     ax.set(
         xlabel="Predicted", ylabel="Actual", title=f"Confusion matrix at threshold {threshold:.4g}"
     )
+    return fig
+
+
+def plot_reliability_diagram(
+    y_true: ArrayLike,
+    probabilities: ArrayLike | Mapping[str, ArrayLike],
+    *,
+    n_bins: int = 10,
+    ax: Axes | None = None,
+) -> Figure:
+    """Reliability diagram: observed fraud rate against predicted probability, per bin.
+
+    Drawn with scikit-learn's :class:`~sklearn.calibration.CalibrationDisplay` (uniform
+    bins); a calibrated model follows the diagonal. Each line is annotated with its
+    expected and actual fraud counts, the number a reader can check at a glance when
+    nearly every transaction sits in the lowest bin.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        True labels, 0 or 1 (both present).
+    probabilities : array-like or mapping of str to array-like
+        Fraud probabilities of one model, or of several by name.
+    n_bins : int, default 10
+        Equal-width probability bins.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    y, named = _named_scores(y_true, probabilities)
+    fig, ax = _axes(ax)
+    for name, p in named.items():
+        label = f"{name} (expected {p.sum():.0f} frauds, actual {int(y.sum())})"
+        CalibrationDisplay.from_predictions(y, p, n_bins=n_bins, name=label, ax=ax)
+    ax.set_title("Reliability diagram")
+    ax.legend(loc="upper left", fontsize="small")
     return fig
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import json
 import math
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,9 +30,15 @@ from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
 
 from fraudkit.config import TAG_PREFIX, ExperimentType, stage_to_alias
-from fraudkit.exceptions import ConfigurationError, PromotionRefused, RegistryError
+from fraudkit.exceptions import (
+    ConfigurationError,
+    DataValidationError,
+    PromotionRefused,
+    RegistryError,
+)
 
 if TYPE_CHECKING:
+    import numpy as np
     from mlflow import MlflowClient
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -41,10 +48,29 @@ MODEL_NAME_TAG = f"{TAG_PREFIX}model_name"
 MODEL_VERSION_TAG = f"{TAG_PREFIX}model_version"
 SUMMARY_TAG_PREFIX = f"{TAG_PREFIX}summary."
 EXPERIMENT_TYPE_TAG = f"{TAG_PREFIX}experiment_type"
+# Version tags set by MlflowManager.log_model_with_metadata: the MLflow 3 logged model
+# behind the version (SQL registries leave ModelVersion.model_id empty) and the dataset its
+# evaluation metrics were measured on.
+MODEL_ID_TAG = f"{TAG_PREFIX}model_id"
+EVAL_DATASET_TAG = f"{TAG_PREFIX}eval_dataset"
+EVAL_DIGEST_TAG = f"{TAG_PREFIX}eval_digest"
+# Runs whose summary may hold an A/B comparison of two versions (metric_a, metric_b): the
+# A/B-testing notebook's, and the retraining notebook's, which A/B-tests its new model.
+AB_EVIDENCE_TYPES = (ExperimentType.AB_TESTING.value, ExperimentType.RETRAINING.value)
 KEY_METRICS = ("average_precision", "roc_auc", "fraud_precision", "fraud_recall", "fraud_f1")
 TRAINING_SOURCE = "training"
 HISTORY_COLUMNS = ["version", "run_id", "source", "metric", "step", "timestamp", "value"]
-MOVE_COLUMNS = ["alias", "from", "to", "time", "user", "reason", "evidence_run_id", "action"]
+MOVE_COLUMNS = [
+    "alias",
+    "from",
+    "to",
+    "time",
+    "user",
+    "reason",
+    "evidence_run_id",
+    "action",
+    "gate",
+]
 
 # Within every search API's limit (registered models allow at most 1000 per page).
 _PAGE_SIZE = 1000
@@ -255,11 +281,13 @@ def move_alias(
     reason: str | None = None,
     evidence_run_id: str | None = None,
     action: str = "promote",
+    gate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Point ``alias`` at ``version`` and record the move; return the record.
 
-    No gate is applied (see :func:`promote_model`). When the record cannot be written the
-    alias is put back, so the history never misses a move.
+    No gate is applied (see :func:`promote_model`); ``gate`` is the evidence of one that
+    was, recorded with the move. When the record cannot be written the alias is put back,
+    so the history never misses a move.
     """
     alias = _alias(alias)
     current = _holder_version(_registered_model(client, model_name), alias)
@@ -273,6 +301,7 @@ def move_alias(
         "reason": reason[:_MAX_REASON] if reason else None,
         "evidence_run_id": evidence_run_id,
         "action": action,
+        "gate": gate,
     }
     client.set_registered_model_alias(model_name, alias, str(version))
     try:
@@ -319,7 +348,9 @@ def alias_history(client: MlflowClient, model_name: str, alias: str | None = Non
     -------
     DataFrame
         Columns alias, from, to (version strings; ``from`` is missing for a first move),
-        time (UTC), user, reason, evidence_run_id, action (``promote`` or ``rollback``).
+        time (UTC), user, reason, evidence_run_id, action (``promote`` or ``rollback``),
+        gate (for a promotion through the improvement gate, a dict of what it compared:
+        metric, candidate and holder values, dataset name and digest, source; else None).
 
     Raises
     ------
@@ -368,6 +399,7 @@ def promote_model(
     *,
     metric: str = "average_precision",
     min_improvement: float | None = None,
+    evaluation_data: pd.DataFrame | None = None,
     require_significant_ab: bool = False,
     evidence_run_id: str | None = None,
     reason: str | None = None,
@@ -375,6 +407,22 @@ def promote_model(
     """Move the alias of ``stage`` to ``version`` if the gates pass, and record the move.
 
     Promoting the version that already holds the alias changes and records nothing.
+
+    The improvement gate compares the candidate with the current holder on the same data
+    or not at all. It takes the first of:
+
+    1. ``metric`` linked to both versions' logged models on one dataset (same digest), as
+       :meth:`~fraudkit.MlflowManager.log_model_with_metadata` records it when given
+       ``evaluation_dataset=``; the dataset the candidate was measured on last, if several;
+    2. both versions loaded and scored on ``evaluation_data``;
+    3. the two versions' values in the summary of ``evidence_run_id``: an A/B-testing run,
+       or a retraining run (the retraining notebook A/B-tests its new model against
+       production), whose summary names both versions (``model_a_version``,
+       ``model_b_version``), the metric (``metric``) and its values (``metric_a``,
+       ``metric_b``), and ideally the data (``dataset_digest``, ``dataset_name``).
+
+    Otherwise it refuses, naming the data each version was measured on. What it compared
+    is recorded with the move (:func:`alias_history`, column ``gate``).
 
     Parameters
     ----------
@@ -385,18 +433,24 @@ def promote_model(
     stage : str
         ``"Production"`` or ``"Staging"`` (any case), or the alias itself.
     metric : str
-        The metric the improvement gate compares, as logged on each version's source run.
+        The metric the improvement gate compares, higher being better, named as by
+        :func:`fraudkit.metrics.evaluate`.
     min_improvement : float, optional
         Absolute improvement on ``metric`` the candidate needs over the current holder
         (``0.0``: at least as good). None disables the gate; with no current holder the
         gate passes.
+    evaluation_data : DataFrame, optional
+        Labelled transactions to score both versions on when their logged metrics share no
+        dataset. Each is scored as served (pyfunc) at the ``threshold`` logged on its run;
+        the data's fingerprint and both values are recorded with the move.
     require_significant_ab : bool
         Require ``evidence_run_id`` to be an A/B-testing run whose summary (logged with
         ``log_experiment_summary``) names the candidate as a significant winner: ``winner``
         "A" or "B", ``statistical_significance`` true and ``model_<winner>_version`` equal
         to ``version``.
     evidence_run_id : str, optional
-        A run supporting the decision (recorded with the move).
+        A run supporting the decision (recorded with the move); a source of the
+        improvement gate as described above.
     reason : str, optional
         Free text recorded with the move.
 
@@ -408,7 +462,10 @@ def promote_model(
     Raises
     ------
     PromotionRefused
-        A gate refused the candidate; the message states the numbers. Nothing moved.
+        A gate refused the candidate, or the two versions cannot be compared on the same
+        data; the message states the numbers and the data. Nothing moved.
+    DataValidationError
+        ``evaluation_data`` holds no valid ``Class`` labels.
     RegistryError
         Unknown model or version, or a version that is not ready.
     """
@@ -422,11 +479,23 @@ def promote_model(
     current = _holder_version(_registered_model(client, model_name), alias)
     if current == str(candidate.version):
         return candidate
+    if require_significant_ab:
+        # The cheap gate first: a refused A/B test costs no model loading.
+        _check_ab_evidence(client, model_name, candidate, evidence_run_id)
+    gate = None
     if min_improvement is not None and current is not None:
         holder = client.get_model_version(model_name, current)
-        _check_improvement(client, model_name, candidate, holder, alias, metric, min_improvement)
-    if require_significant_ab:
-        _check_ab_evidence(client, model_name, candidate, evidence_run_id)
+        gate = _check_improvement(
+            client,
+            model_name,
+            candidate,
+            holder,
+            alias,
+            metric,
+            min_improvement,
+            evaluation_data=evaluation_data,
+            evidence_run_id=evidence_run_id,
+        )
     move_alias(
         client,
         model_name,
@@ -434,6 +503,7 @@ def promote_model(
         candidate.version,
         reason=reason,
         evidence_run_id=evidence_run_id,
+        gate=gate,
     )
     return client.get_model_version(model_name, str(candidate.version))
 
@@ -442,25 +512,209 @@ def _check_improvement(
     client: MlflowClient,
     model_name: str,
     candidate: ModelVersion,
-    current: ModelVersion,
+    holder: ModelVersion,
     alias: str,
     metric: str,
     min_improvement: float,
-) -> None:
-    new = _run_metrics(client, candidate.run_id).get(metric)
-    old = _run_metrics(client, current.run_id).get(metric)
-    if new is None or old is None:
-        missing = candidate.version if new is None else current.version
-        raise PromotionRefused(
-            f"cannot gate on {metric!r}: version {missing} of {model_name!r} has no such "
-            "metric logged on its run; choose a logged metric= or min_improvement=None"
-        )
-    if new - old < min_improvement:
+    *,
+    evaluation_data: pd.DataFrame | None,
+    evidence_run_id: str | None,
+) -> dict[str, Any]:
+    """Compare both versions on ``metric`` on the same data; return what was compared."""
+    gate = _linked_comparison(client, candidate, holder, metric)
+    if gate is None and evaluation_data is not None:
+        gate = _scored_comparison(client, model_name, candidate, holder, metric, evaluation_data)
+    if gate is None:
+        found = _ab_comparison(client, model_name, candidate, holder, metric, evidence_run_id)
+        if isinstance(found, str):
+            why = f"; {found}" if evidence_run_id else ""
+            raise PromotionRefused(
+                f"version {candidate.version} of {model_name!r} refused for {alias!r}: no "
+                f"{metric} of versions {candidate.version} and {holder.version} measured on "
+                f"the same data (version {candidate.version} was evaluated on "
+                f"{_evaluation_data(candidate)}, version {holder.version} on "
+                f"{_evaluation_data(holder)}{why}); pass evaluation_data= (labelled "
+                "transactions to score both on) or evidence_run_id= of an A/B run that scored "
+                "both"
+            )
+        gate = found
+    new, old = gate["candidate_value"], gate["holder_value"]
+    if not new - old >= min_improvement:  # a NaN value fails too
+        digest = gate["digest"] or "unknown"
         raise PromotionRefused(
             f"version {candidate.version} of {model_name!r} refused for {alias!r}: {metric} "
-            f"{new:.4f} vs {old:.4f} of version {current.version} (improvement "
-            f"{new - old:+.4f} < required {min_improvement:+.4f})"
+            f"{new:.4f} vs {old:.4f} of version {holder.version} (improvement "
+            f"{new - old:+.4f} < required {min_improvement:+.4f}) on {gate['dataset']} "
+            f"(digest {digest}, from {gate['source']})"
         )
+    return gate
+
+
+def _gate(
+    metric: str, new: float, old: float, dataset: str, digest: str | None, source: str
+) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "candidate_value": float(new),
+        "holder_value": float(old),
+        "dataset": dataset,
+        "digest": digest,
+        "source": source,
+    }
+
+
+def _evaluation_data(mv: ModelVersion) -> str:
+    tags = mv.tags or {}
+    digest = tags.get(EVAL_DIGEST_TAG)
+    return f"{tags.get(EVAL_DATASET_TAG)} (digest {digest})" if digest else "unknown data"
+
+
+def _linked_metrics(
+    client: MlflowClient, mv: ModelVersion, metric: str
+) -> dict[str, tuple[int, str, float]]:
+    """``{digest: (timestamp, dataset name, value)}`` of ``metric`` linked to ``mv``'s model."""
+    model_id = mv.model_id or (mv.tags or {}).get(MODEL_ID_TAG)
+    if not model_id:  # not logged by fraudkit as an MLflow 3 logged model
+        return {}
+    try:
+        logged = client.get_logged_model(model_id)
+    except MlflowException as exc:
+        if not _is_missing(exc):
+            raise
+        return {}
+    found = {}
+    for m in sorted(logged.metrics or [], key=lambda m: (m.timestamp, m.step)):
+        if m.key == metric and m.dataset_digest:
+            found[m.dataset_digest] = (m.timestamp, m.dataset_name, m.value)
+    return found
+
+
+def _linked_comparison(
+    client: MlflowClient, candidate: ModelVersion, holder: ModelVersion, metric: str
+) -> dict[str, Any] | None:
+    new = _linked_metrics(client, candidate, metric)
+    old = _linked_metrics(client, holder, metric)
+    shared = new.keys() & old.keys()
+    if not shared:
+        return None
+    digest = max(shared, key=lambda d: new[d][0])
+    return _gate(metric, new[digest][2], old[digest][2], new[digest][1], digest, "linked metrics")
+
+
+def _scored_comparison(
+    client: MlflowClient,
+    model_name: str,
+    candidate: ModelVersion,
+    holder: ModelVersion,
+    metric: str,
+    frame: pd.DataFrame,
+) -> dict[str, Any]:
+    # Imported here: scoring needs scikit-learn, which other registry users (the CLI) don't.
+    from fraudkit.data import LABEL_COLUMN, data_fingerprint
+    from fraudkit.metrics import evaluate
+
+    if LABEL_COLUMN not in getattr(frame, "columns", ()):
+        raise DataValidationError(
+            "evaluation_data must be labelled transactions (a DataFrame with a "
+            f"{LABEL_COLUMN!r} column) to score both versions on"
+        )
+    values = []
+    for mv in (candidate, holder):
+        scores = _scores(client, model_name, mv, frame)
+        threshold = _run_metrics(client, mv.run_id).get("threshold")
+        measured = evaluate(frame[LABEL_COLUMN], scores, threshold=threshold)
+        if metric not in measured:
+            raise PromotionRefused(
+                f"cannot gate on {metric!r} with evaluation_data: fraudkit.metrics.evaluate "
+                f"computes {', '.join(sorted(measured))}; choose one of them as metric="
+            )
+        values.append(measured[metric])
+    if not all(math.isfinite(v) for v in values):
+        raise PromotionRefused(
+            f"{metric} is undefined on evaluation_data (one class only); pass transactions "
+            "holding both frauds and legitimate ones"
+        )
+    return _gate(metric, *values, "evaluation_data", data_fingerprint(frame), "evaluation_data")
+
+
+def _scores(
+    client: MlflowClient, model_name: str, mv: ModelVersion, frame: pd.DataFrame
+) -> np.ndarray:
+    """Fraud scores of version ``mv`` on ``frame``, the model loaded as it is served."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    from fraudkit.models import predict_scores
+
+    uri = f"models:/{model_name}/{mv.version}"
+    with tempfile.TemporaryDirectory(prefix="fraudkit-") as folder:
+        try:
+            # The client's store, not mlflow's global URIs, which may point elsewhere;
+            # fraudkit keeps the registry in the tracking store.
+            path = mlflow.artifacts.download_artifacts(
+                uri,
+                dst_path=folder,
+                tracking_uri=client.tracking_uri,
+                registry_uri=client.tracking_uri,
+            )
+            model = mlflow.pyfunc.load_model(path)
+        except (MlflowException, OSError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise PromotionRefused(
+                f"cannot score version {mv.version} of {model_name!r} on evaluation_data: "
+                f"loading {uri} failed ({first}); log it with "
+                "mlflow_manager.log_model_with_metadata, or compare with evidence_run_id="
+            ) from exc
+        return predict_scores(model, frame)
+
+
+def _ab_comparison(
+    client: MlflowClient,
+    model_name: str,
+    candidate: ModelVersion,
+    holder: ModelVersion,
+    metric: str,
+    evidence_run_id: str | None,
+) -> dict[str, Any] | str:
+    """Both versions' ``metric`` from the A/B summary of ``evidence_run_id``, or why not."""
+    run = _run(client, evidence_run_id)
+    if run is None or run.info.lifecycle_stage == "deleted":
+        return f"evidence run {evidence_run_id} not found (or deleted)"
+    kind = run.data.tags.get(EXPERIMENT_TYPE_TAG)
+    if kind not in AB_EVIDENCE_TYPES:
+        return f"evidence run {evidence_run_id} is a {kind} run, not an A/B-testing one"
+    summary = _summary(run)
+    letters = {summary.get("model_a_version"): "a", summary.get("model_b_version"): "b"}
+    new, old = letters.get(str(candidate.version)), letters.get(str(holder.version))
+    if summary.get("model_name", model_name) != model_name or new is None or old is None:
+        return (
+            f"evidence run {evidence_run_id} did not A/B-test versions {candidate.version} and "
+            f"{holder.version} of {model_name!r} (summary model_name="
+            f"{summary.get('model_name')}, model_a_version={summary.get('model_a_version')}, "
+            f"model_b_version={summary.get('model_b_version')})"
+        )
+    if summary.get("metric") != metric:
+        return (
+            f"evidence run {evidence_run_id} compared metric={summary.get('metric')}, not {metric}"
+        )
+    try:
+        values = float(summary[f"metric_{new}"]), float(summary[f"metric_{old}"])
+    except (KeyError, ValueError):
+        return f"evidence run {evidence_run_id} holds no metric_a and metric_b in its summary"
+    digest = summary.get("dataset_digest") or run.data.tags.get(
+        f"{TAG_PREFIX}data_fingerprint.evaluation"
+    )
+    dataset = summary.get("dataset_name", f"the data of A/B run {evidence_run_id}")
+    return _gate(metric, *values, dataset, digest, f"A/B run {evidence_run_id}")
+
+
+def _summary(run: Run) -> dict[str, str]:
+    """The scalars ``run`` logged with ``log_experiment_summary``, as their tag strings."""
+    return {
+        k.removeprefix(SUMMARY_TAG_PREFIX): v
+        for k, v in run.data.tags.items()
+        if k.startswith(SUMMARY_TAG_PREFIX)
+    }
 
 
 def _check_ab_evidence(
@@ -474,18 +728,13 @@ def _check_ab_evidence(
     run = _run(client, evidence_run_id)
     if run is None or run.info.lifecycle_stage == "deleted":
         raise PromotionRefused(f"evidence run {evidence_run_id!r} not found (or deleted)")
-    tags = run.data.tags
-    if tags.get(EXPERIMENT_TYPE_TAG) != ExperimentType.AB_TESTING.value:
+    if run.data.tags.get(EXPERIMENT_TYPE_TAG) != ExperimentType.AB_TESTING.value:
         raise PromotionRefused(
             f"evidence run {evidence_run_id} is not an A/B-testing run (start it with "
             f"mlflow_manager.start_ab_test_run; experiment "
             f"{ExperimentType.AB_TESTING.experiment_name!r})"
         )
-    summary = {
-        k.removeprefix(SUMMARY_TAG_PREFIX): v
-        for k, v in tags.items()
-        if k.startswith(SUMMARY_TAG_PREFIX)
-    }
+    summary = _summary(run)
     if summary.get("model_name", model_name) != model_name:
         raise PromotionRefused(
             f"A/B run {evidence_run_id} tested model {summary['model_name']!r}, not {model_name!r}"

@@ -60,11 +60,16 @@ from fraudkit.config import DEFAULT_MODEL_NAME, TAG_PREFIX, ExperimentType
 from fraudkit.exceptions import ConfigurationError, FraudkitError, RegistryError, TrackingError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
+    from mlflow.data.dataset import Dataset
+    from mlflow.data.pandas_dataset import PandasDataset
+    from mlflow.entities import Dataset as DatasetEntity
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking.fluent import ActiveRun
+    from numpy.typing import ArrayLike
 
 T = TypeVar("T")
 
@@ -78,6 +83,11 @@ _RETRYABLE = (
 )
 # Rows MLflow's schema inference sees when a dataset is logged (see log_dataset).
 _SCHEMA_SAMPLE_ROWS = 1_000
+# The monitoring reference: transactions (readable alone with load_frame) and the model's
+# scores on them, in a second frame of one column.
+REFERENCE_FRAME = "reference"
+REFERENCE_SCORES = "reference_scores"
+SCORE_COLUMN = "score"
 
 
 def _retrying(action: Callable[[], T], *, attempts: int = 8, first_delay: float = 0.05) -> T:
@@ -243,6 +253,30 @@ def _feature_signature(model: Any, input_example: Any) -> Any:
         )
     columns = [ColSpec("double", str(n)) for n in names if str(n) != "Class"]
     return ModelSignature(inputs=Schema(columns))
+
+
+def _dataset_record(df: pd.DataFrame, name: str) -> PandasDataset:
+    """MLflow's record of ``df`` under ``name``, identified by fraudkit's data fingerprint."""
+    from mlflow.data import from_pandas
+
+    from fraudkit.data import LABEL_COLUMN, data_fingerprint
+
+    targets = LABEL_COLUMN if LABEL_COLUMN in df.columns else None
+    return from_pandas(df, name=name, targets=targets, digest=data_fingerprint(df))
+
+
+def _dataset_entity(dataset: PandasDataset) -> DatasetEntity:
+    """The record to log as a run input, its schema inferred from a sample of rows."""
+    from mlflow.types.utils import _infer_schema
+
+    # MLflow infers the schema value by value (6.5 s for 120k x 31); the column types
+    # decide it, so a head sample gives the same schema in 0.07 s. Priming the cached
+    # property keeps the rest of MLflow's dataset record (profile, digest) on all rows.
+    # Its hint about integer columns concerns model signatures, not dataset records.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        dataset.__dict__["schema"] = _infer_schema(dataset.df.head(_SCHEMA_SAMPLE_ROWS))
+    return dataset._to_mlflow_entity()
 
 
 class MlflowManager:
@@ -511,14 +545,33 @@ class MlflowManager:
             )
 
     def log_metrics(
-        self, metrics: Mapping[str, Any], step: int | None = None, *, run_id: str | None = None
+        self,
+        metrics: Mapping[str, Any],
+        step: int | None = None,
+        *,
+        run_id: str | None = None,
+        model_id: str | None = None,
+        dataset: Dataset | None = None,
     ) -> None:
-        """Log numeric ``metrics`` at ``step`` in batches (non-finite values: see module doc)."""
+        """Log numeric ``metrics`` at ``step`` in batches (non-finite values: see module doc).
+
+        With ``model_id`` (an MLflow 3 logged model's id) the metrics are also the model's
+        metrics; with ``dataset`` (anything with a ``name`` and a ``digest``, such as an
+        ``mlflow.data`` dataset) each metric names the data it was measured on (record the
+        data itself with :meth:`log_dataset`).
+        """
         target = self._active_run_id(run_id)
         now = int(time.time() * 1000)
         values = {str(k): _as_metric_value(str(k), v) for k, v in _flatten(metrics).items()}
         nonfinite = {k: v for k, v in values.items() if not math.isfinite(v)}
-        finite = [Metric(k, v, now, step or 0) for k, v in values.items() if k not in nonfinite]
+        link = {
+            "model_id": model_id,
+            "dataset_name": dataset.name if dataset is not None else None,
+            "dataset_digest": dataset.digest if dataset is not None else None,
+        }
+        finite = [
+            Metric(k, v, now, step or 0, **link) for k, v in values.items() if k not in nonfinite
+        ]
         self._log_batch(target, metrics=finite)
         if nonfinite:
             text = ",".join(f"{k}={v}" for k, v in sorted(nonfinite.items()))
@@ -603,36 +656,29 @@ class MlflowManager:
         """Record ``df`` as an input of the run (``mlflow.log_input``) and return its fingerprint.
 
         The fingerprint is set as tags ``fraudkit.data_fingerprint.<context>`` and, for the
-        first dataset of a run, ``fraudkit.data_fingerprint``.
+        first dataset of a run, ``fraudkit.data_fingerprint``. A dataset the run already
+        records (same name and fingerprint) is not recorded twice.
         """
-        from mlflow.data import from_pandas
+        return self._log_dataset(df, name, context, self._active_run_id(run_id)).digest
+
+    def _log_dataset(self, df: pd.DataFrame, name: str, context: str, run_id: str) -> Dataset:
         from mlflow.entities import DatasetInput, InputTag
-        from mlflow.types.utils import _infer_schema
 
-        from fraudkit.data import LABEL_COLUMN, data_fingerprint
-
-        target = self._active_run_id(run_id)
-        fingerprint = data_fingerprint(df)
-        targets = LABEL_COLUMN if LABEL_COLUMN in df.columns else None
-        dataset = from_pandas(df, name=name, targets=targets, digest=fingerprint)
-        # MLflow infers the schema value by value (6.5 s for 120k x 31); the column types
-        # decide it, so a head sample gives the same schema in 0.07 s. Priming the cached
-        # property keeps the rest of MLflow's dataset record (profile, digest) on all rows.
-        # Its hint about integer columns concerns model signatures, not dataset records.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            dataset.__dict__["schema"] = _infer_schema(df.head(_SCHEMA_SAMPLE_ROWS))
-
-        dataset_input = DatasetInput(
-            dataset=dataset._to_mlflow_entity(),
-            tags=[InputTag(key="mlflow.data.context", value=context)],
-        )
-        self.client.log_inputs(target, datasets=[dataset_input])
-        tags = {f"{TAG_PREFIX}data_fingerprint.{context}": fingerprint}
-        if f"{TAG_PREFIX}data_fingerprint" not in self.get_run(target).data.tags:
-            tags[f"{TAG_PREFIX}data_fingerprint"] = fingerprint
-        self.set_tags(tags, run_id=target)
-        return fingerprint
+        dataset = _dataset_record(df, name)
+        run = self.get_run(run_id)
+        inputs = run.inputs.dataset_inputs if run.inputs else []
+        recorded = {(i.dataset.name, i.dataset.digest) for i in inputs}
+        if (dataset.name, dataset.digest) not in recorded:
+            dataset_input = DatasetInput(
+                dataset=_dataset_entity(dataset),
+                tags=[InputTag(key="mlflow.data.context", value=context)],
+            )
+            self.client.log_inputs(run_id, datasets=[dataset_input])
+        tags = {f"{TAG_PREFIX}data_fingerprint.{context}": dataset.digest}
+        if f"{TAG_PREFIX}data_fingerprint" not in run.data.tags:
+            tags[f"{TAG_PREFIX}data_fingerprint"] = dataset.digest
+        self.set_tags(tags, run_id=run_id)
+        return dataset
 
     def log_frame(self, df: pd.DataFrame, name: str, *, run_id: str | None = None) -> str:
         """Log a DataFrame as the Parquet artifact ``data/<name>.parquet``; return its path."""
@@ -662,6 +708,84 @@ class MlflowManager:
                     "log it with mlflow_manager.log_frame(df, name)"
                 ) from exc
             return pd.read_parquet(path)
+
+    def log_reference(
+        self, frame: pd.DataFrame, scores: ArrayLike, *, run_id: str | None = None
+    ) -> str:
+        """Keep a monitoring reference with the run: transactions and the model's scores on them.
+
+        Monitoring compares a window's features and scores with this reference, so it must be
+        data the model never trained on (validation or test rows), scored by the model that
+        is registered from the same run. The frame is the Parquet artifact
+        ``data/reference.parquet`` (also readable with :meth:`load_frame`), the scores
+        ``data/reference_scores.parquet`` (one column ``score``).
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            Reference transactions.
+        scores : array-like of shape (n,)
+            The model's fraud scores on ``frame``, row for row.
+        run_id : str, optional
+            The run to keep it with; default the active run.
+
+        Returns
+        -------
+        str
+            The run id, to pass to :meth:`load_reference`.
+
+        Raises
+        ------
+        TrackingError
+            ``scores`` are not one finite number per row of ``frame`` (nothing is logged).
+        """
+        import numpy as np
+        import pandas as pd
+
+        target = self._active_run_id(run_id)
+        try:
+            values = np.asarray(scores, dtype=float)
+            valid = values.shape == (len(frame),) and bool(np.isfinite(values).all())
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise TrackingError(
+                f"reference scores must be one finite number per row of the frame ({len(frame)} "
+                "rows); pass fraudkit.models.predict_scores(model, frame)"
+            )
+        # Scores first: a reference frame found without its scores is then always one logged
+        # by an older kit with log_frame, never one whose scores failed to upload.
+        self.log_frame(pd.DataFrame({SCORE_COLUMN: values}), REFERENCE_SCORES, run_id=target)
+        self.log_frame(frame, REFERENCE_FRAME, run_id=target)
+        return target
+
+    def load_reference(self, run_id: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """Load the reference kept with :meth:`log_reference`: ``(frame, scores)``.
+
+        Raises
+        ------
+        TrackingError
+            The run holds no reference with scores (or they do not match row for row).
+        """
+        parts = {}
+        for name in (REFERENCE_SCORES, REFERENCE_FRAME):
+            try:
+                parts[name] = self.load_frame(run_id, name)
+            except TrackingError as exc:
+                raise TrackingError(
+                    f"run {run_id} holds no monitoring reference with scores (no artifact "
+                    f"data/{name}.parquet); keep one in the training run with "
+                    "mlflow_manager.log_reference(frame, predict_scores(model, frame)) on rows "
+                    "the model never trained on"
+                ) from exc
+        scores, frame = parts[REFERENCE_SCORES], parts[REFERENCE_FRAME]
+        if SCORE_COLUMN not in scores.columns or len(scores) != len(frame):
+            raise TrackingError(
+                f"run {run_id}: reference scores ({len(scores)} rows) do not match the "
+                f"reference frame ({len(frame)} rows); log both again with "
+                "mlflow_manager.log_reference(frame, scores)"
+            )
+        return frame, scores[SCORE_COLUMN].to_numpy(dtype=float)
 
     def log_experiment_summary(
         self, summary: Mapping[str, Any], *, run_id: str | None = None
@@ -695,6 +819,8 @@ class MlflowManager:
         input_example: Any = None,
         signature: Any = None,
         *,
+        evaluation_dataset: pd.DataFrame | None = None,
+        evaluation_dataset_name: str = "test",
         reason: str | None = None,
     ) -> ModelVersion:
         """Log a fitted scikit-learn model with its metadata and register a new version.
@@ -707,6 +833,14 @@ class MlflowManager:
         move. Without an active run a training run is started for the call and ended
         afterwards.
 
+        With ``evaluation_dataset`` the metrics are the model's own (MLflow 3 logged-model
+        metrics) and each names the dataset it was measured on (name and
+        :func:`fraudkit.data.data_fingerprint` digest), which the MLflow UI shows on the
+        model page; the dataset becomes an input of the run (context ``evaluation``) and
+        the version carries the tags ``fraudkit.eval_dataset`` and ``fraudkit.eval_digest``,
+        from which :func:`fraudkit.registry.promote_model` compares versions on the same
+        data.
+
         Parameters
         ----------
         model : sklearn estimator
@@ -714,13 +848,18 @@ class MlflowManager:
         model_name : str
             Registered model name.
         metrics, params, artifacts : mapping, optional
-            Logged to the run before the model (see :meth:`log_metrics` etc.).
+            Logged to the run (see :meth:`log_metrics` etc.). Metrics logged without
+            ``evaluation_dataset`` are linked to the model by MLflow, with no dataset.
         stage : str, optional
             ``"Staging"`` or ``"Production"``; None registers without an alias.
         input_example : DataFrame, optional
             A few feature rows; also used to infer the signature.
         signature : mlflow.models.ModelSignature, optional
             Overrides the inferred signature.
+        evaluation_dataset : pandas.DataFrame, optional
+            The labelled transactions ``metrics`` were measured on (the test period).
+        evaluation_dataset_name : str
+            Its name in MLflow (default ``"test"``).
         reason : str, optional
             Recorded with the alias move.
 
@@ -735,10 +874,15 @@ class MlflowManager:
             Unknown ``stage`` (checked before anything is logged).
         TrackingError
             The model is unfitted or holds types other than scikit-learn, numpy and scipy
-            ones (both checked before anything is logged), or it cannot be logged or
-            registered; no version is left behind.
+            ones, or ``evaluation_dataset`` is not a DataFrame (all checked before anything
+            is logged), or it cannot be logged or registered; no version is left behind.
         """
         alias = config.stage_to_alias(stage) if stage is not None else None
+        if evaluation_dataset is not None and not hasattr(evaluation_dataset, "columns"):
+            raise TrackingError(
+                f"evaluation_dataset is a {type(evaluation_dataset).__name__}; pass the "
+                "labelled transactions (a pandas DataFrame) the metrics were measured on"
+            )
         if not hasattr(model, "predict_proba"):
             raise TrackingError(
                 f"model of type {type(model).__name__} has no predict_proba; log a fitted "
@@ -756,9 +900,15 @@ class MlflowManager:
         self._activate()
         version = None
         try:
+            run_id = self._active_run_id()
             if params:
                 self.log_params(params)
-            if metrics:
+            evaluation = None
+            if evaluation_dataset is not None:
+                evaluation = self._log_dataset(
+                    evaluation_dataset, evaluation_dataset_name, "evaluation", run_id
+                )
+            elif metrics:
                 self.log_metrics(metrics)
             if artifacts:
                 self.log_artifacts(artifacts)
@@ -774,11 +924,18 @@ class MlflowManager:
                 registered_model_name=model_name,
             )
             version = str(info.registered_model_version)
-            run_id = self._active_run_id()
             version_tags = {
                 f"{TAG_PREFIX}run_id": run_id,
+                registry.MODEL_ID_TAG: info.model_id,
                 f"{TAG_PREFIX}model_class": type(model).__name__,
             }
+            if evaluation is not None:
+                # Logged after the model, to carry its id: log_model links the run's earlier
+                # metrics to the new model itself, but without their dataset.
+                if metrics:
+                    self.log_metrics(metrics, model_id=info.model_id, dataset=evaluation)
+                version_tags[registry.EVAL_DATASET_TAG] = evaluation.name
+                version_tags[registry.EVAL_DIGEST_TAG] = evaluation.digest
             if params and "model_type" in params:
                 version_tags[f"{TAG_PREFIX}model_type"] = str(params["model_type"])
             for key, value in version_tags.items():

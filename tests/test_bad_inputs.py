@@ -41,6 +41,8 @@ from fraudkit.models import build_model, train_model
 from fraudkit.notebooks import run_notebook
 from fraudkit.tracking import MlflowManager
 
+OTHER_DATA_NAME = "fraud_detector_measured_apart"
+
 UNREACHABLE = {
     "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
@@ -98,6 +100,17 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
                 params={"model_type": "logistic_regression"},
                 stage=stage,
                 input_example=traffic[FEATURE_COLUMNS].head(5),
+                evaluation_dataset=traffic,  # the gate compares numbers on the same data only
+            )
+        # Two versions measured on different halves of the traffic: no gate can compare them.
+        for stage, half in (("Production", traffic.head(750)), ("Staging", traffic.tail(750))):
+            manager.log_model_with_metadata(
+                model,
+                OTHER_DATA_NAME,
+                metrics={"average_precision": 0.5},
+                stage=stage,
+                input_example=traffic[FEATURE_COLUMNS].head(5),
+                evaluation_dataset=half,
             )
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)
@@ -243,6 +256,15 @@ LIBRARY_CASES = [
         PromotionRefused,
         ["version 2 of", "refused for 'production'", "improvement -0.1000 < required +0.0500"],
         id="model-gate-refused",
+    ),
+    pytest.param(
+        lambda s: mlflow_manager.promote_model(OTHER_DATA_NAME, 2, min_improvement=0.0),
+        PromotionRefused,
+        [
+            "no average_precision of versions 2 and 1 measured on the same data",
+            "pass evaluation_data=",
+        ],
+        id="model-gate-different-data",
     ),
     pytest.param(
         lambda s: mlflow_manager.rollback_model(NAME, "Staging"),

@@ -577,3 +577,20 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
     renamed = df.rename(columns={"V3": "v3"})
     reordered = df.iloc[::-1]
     assert len({fingerprint, *map(data_fingerprint, [changed, renamed, reordered])}) == 4
+
+
+def test_small_sample_warnings_name_each_thin_part() -> None:
+    # 10,000 rows at the default rate: the validation and test periods hold a few frauds.
+    split = time_split(TransactionSimulator(seed=3).sample(10_000))
+    warnings = split.small_sample_warnings()
+    assert [w.split(" holds")[0] for w in warnings] == [
+        "the training period", "the validation period", "the test period"
+    ]  # fmt: skip
+    frauds = int(split.validation["Class"].sum())
+    assert (
+        f"the validation period holds only {frauds} frauds in {len(split.validation):,}"
+        in (warnings[1])
+    )
+    # Enough frauds in every part: nothing to say.
+    rich = time_split(TransactionSimulator(seed=3, fraud_rate=0.05).sample(10_000))
+    assert rich.small_sample_warnings() == []

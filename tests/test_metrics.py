@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
+    brier_score_loss,
     f1_score,
     precision_score,
     recall_score,
@@ -15,9 +16,12 @@ from sklearn.metrics import (
 
 from fraudkit.exceptions import DataValidationError
 from fraudkit.metrics import (
+    MIN_FRAUDS,
+    calibration_metrics,
     card_precision_at_k,
     evaluate,
     expected_cost,
+    few_frauds_message,
     recall_at_precision,
 )
 
@@ -139,3 +143,44 @@ def test_invalid_amount_and_levels_raise() -> None:
         evaluate([0, 1, 0], [0.1, 0.2, 0.3], precision_levels=(1.5,))
     with pytest.raises(DataValidationError, match="card_ids has 1 values"):
         card_precision_at_k([0, 1], [0.1, 0.2], ["a"], k=1)
+
+
+def test_calibration_metrics_of_true_probabilities() -> None:
+    rng = np.random.default_rng(11)
+    p = rng.beta(0.3, 30, size=200_000)  # rare events, like fraud
+    y = (rng.random(p.size) < p).astype(int)
+    result = calibration_metrics(y, p)
+    assert result["brier_score"] == pytest.approx(brier_score_loss(y, p))
+    assert result["n_fraud"] == y.sum() and result["expected_n_fraud"] == pytest.approx(p.sum())
+    # Drawn from the probabilities themselves: the count ratio is 1 up to Poisson noise
+    # (about 2,000 events, sd 2 %), and the bins agree up to sampling noise.
+    assert result["expected_to_actual_fraud"] == pytest.approx(1, abs=0.06)
+    assert result["expected_calibration_error"] < 0.002
+    inflated = calibration_metrics(y, np.minimum(p * 5, 1))
+    assert inflated["expected_to_actual_fraud"] > 4
+    assert inflated["expected_calibration_error"] > 10 * result["expected_calibration_error"]
+
+
+def test_calibration_metrics_by_hand() -> None:
+    # Bins of width 0.5: {0.1, 0.2, 0.3} with 1 fraud, {0.9} with 1 fraud.
+    result = calibration_metrics([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.9], n_bins=2)
+    assert result["expected_calibration_error"] == pytest.approx((abs(0.6 - 1) + abs(0.9 - 1)) / 4)
+    assert result["expected_n_fraud"] == pytest.approx(1.5) and result["n_fraud"] == 2
+    assert math.isnan(calibration_metrics([0, 0], [0.1, 0.2])["expected_to_actual_fraud"])
+    with pytest.raises(DataValidationError, match=r"probabilities must lie in \[0, 1\]; row 1"):
+        calibration_metrics([0, 1], [0.5, 1.5])
+    with pytest.raises(DataValidationError, match="n_bins must be a positive integer"):
+        calibration_metrics([0, 1], [0.5, 0.5], n_bins=0)
+
+
+def test_few_frauds_message_names_the_count_and_the_size_needed() -> None:
+    assert MIN_FRAUDS == 30
+    assert few_frauds_message(30, 20_000, "the test period") is None
+    message = few_frauds_message(3, 2_000, "the validation period")
+    assert message.startswith("the validation period holds only 3 frauds in 2,000 rows")
+    assert "fewer than 30 frauds" in message and "About 20,000 rows" in message
+    assert "(0.150%)" in message
+    # No fraud at all: the size is given at the Kaggle data's fraud rate.
+    none = few_frauds_message(0, 5_000, "window 3", minimum=10)
+    assert "holds only 0 frauds" in none and "About 5,814 rows" in none
+    assert "1 fraud in" in few_frauds_message(1, 100, "x")

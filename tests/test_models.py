@@ -13,12 +13,16 @@ from sklearn.preprocessing import RobustScaler, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from fraudkit.data import FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN, TransactionSimulator
-from fraudkit.exceptions import DataValidationError, ModelError
+from fraudkit.exceptions import DataValidationError, ModelError, SmallSampleWarning
+from fraudkit.metrics import calibration_metrics
 from fraudkit.models import (
+    CALIBRATION_METHODS,
+    DEFAULT_CALIBRATION,
     DEFAULT_MODEL_TYPE,
     MODEL_TYPES,
     SCALING_METHODS,
     ThresholdChoice,
+    base_model,
     build_model,
     choose_threshold,
     feature_importances,
@@ -26,8 +30,10 @@ from fraudkit.models import (
     train_model,
 )
 
-# Features the simulator makes informative (see fraudkit.data._FRAUD_LOADINGS).
+# Features the simulator makes informative (see fraudkit.data._FRAUD_LOADINGS and its
+# fraud amounts, many tiny card tests).
 SIGNAL_FEATURES = {"V14", "V17", "V12", "V10", "V4", "V11", "V3", "V16", "V7", "V2", "V1"}
+SIGNAL_FEATURES |= {"Amount"}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +56,7 @@ def trained(frames) -> dict[str, Pipeline]:
     train, _ = frames
     models = {model_type: train_model(train, model_type) for model_type in MODEL_TYPES}
     # Forest threads sum tree votes in any order; one thread makes predictions bit-exact.
-    models["random_forest"].set_params(classifier__n_jobs=1)
+    base_model(models["random_forest"]).set_params(classifier__n_jobs=1)
     return models
 
 
@@ -109,13 +115,13 @@ def test_raw_time_is_never_a_feature(trained, frames, model_type: str) -> None:
     shifted = test.assign(**{TIME_COLUMN: test[TIME_COLUMN] + 1e6})
     model = trained[model_type]
     np.testing.assert_array_equal(model.predict_proba(test), model.predict_proba(shifted))
-    assert TIME_COLUMN not in model["features"].get_feature_names_out()
+    assert TIME_COLUMN not in base_model(model)["features"].get_feature_names_out()
 
 
 def test_hour_feature_is_periodic_in_days(frames) -> None:
     train, test = frames
     model = train_model(train, "logistic_regression", include_hour=True)
-    names = list(model["features"].get_feature_names_out())
+    names = list(base_model(model)["features"].get_feature_names_out())
     assert len(names) == len(FEATURE_COLUMNS) + 2  # sin and cos of the time of day
     base = model.predict_proba(test)
     next_day = test.assign(**{TIME_COLUMN: test[TIME_COLUMN] + 86_400})
@@ -250,8 +256,6 @@ def test_cost_rule_can_choose_no_alerts() -> None:
 
 def test_threshold_choice_errors(validation) -> None:
     y, s, _ = validation
-    with pytest.raises(ModelError, match="best achievable precision is"):
-        choose_threshold([0, 1, 0, 1], [0.9, 0.1, 0.8, 0.2], rule="precision", target=0.9)
     with pytest.raises(ModelError, match="needs the transaction amounts"):
         choose_threshold(y, s, rule="cost")
     with pytest.raises(ModelError, match="choose one of: precision, recall, cost"):
@@ -267,8 +271,10 @@ def test_threshold_choice_is_frozen_with_to_dict(validation) -> None:
     choice = choose_threshold(y, s, amount=amount, target=0.5)
     assert isinstance(choice, ThresholdChoice)
     assert set(choice.to_dict()) == {
-        "threshold", "rule", "target", "precision", "recall", "expected_cost"
+        "threshold", "rule", "target", "precision", "recall", "expected_cost", "n_fraud",
+        "fallback", "note",
     }  # fmt: skip
+    assert choice.n_fraud == int(np.sum(y)) and not choice.fallback and choice.note is None
     assert choice.expected_cost is not None
     with pytest.raises(dataclasses.FrozenInstanceError):
         choice.threshold = 0.1  # type: ignore[misc]
@@ -289,3 +295,95 @@ def test_feature_importances_group_the_hour(frames) -> None:
     importances = feature_importances(model, train)
     assert "hour" in importances.index and len(importances) == len(FEATURE_COLUMNS) + 1
     assert importances.sum() == pytest.approx(1.0)
+
+
+def test_unreachable_precision_falls_back_to_best_operating_point() -> None:
+    # The best precision any threshold reaches is 0.5 (all four rows); 0.9 is out of reach.
+    choice = choose_threshold([0, 1, 0, 1], [0.9, 0.1, 0.8, 0.2], target=0.9)
+    assert choice.fallback and choice.threshold == 0.1
+    assert choice.precision == 0.5 and choice.recall == 1.0 and choice.n_fraud == 2
+    assert "no threshold reaches precision 0.9 on 2 frauds" in choice.note
+    assert "best achievable operating point (precision 0.500)" in choice.note
+    # Precision 0.5 at thresholds 0.8, 0.6 and 0.4: the one with the most recall wins.
+    tie = choose_threshold([0, 1, 0, 1, 0, 1], [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], target=0.9)
+    assert tie.fallback and tie.threshold == 0.4 and tie.recall == 1.0
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@pytest.fixture(scope="module")
+def calibration_data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Train, later calibration and later test periods at 1 % fraud."""
+    simulator = TransactionSimulator(seed=5, fraud_rate=0.01)
+    return simulator.sample(20_000), simulator.sample(10_000), simulator.sample(30_000)
+
+
+def test_calibration_constants() -> None:
+    assert CALIBRATION_METHODS == ("sigmoid", "isotonic", "none")
+    assert DEFAULT_CALIBRATION == "sigmoid"
+
+
+def test_calibration_makes_balanced_scores_probabilities(calibration_data) -> None:
+    train, later, test = calibration_data
+    y = test[LABEL_COLUMN].to_numpy()
+    raw = train_model(train, "logistic_regression", calibration="none")
+    calibrated = train_model(train, "logistic_regression", calibration_df=later)
+    assert isinstance(raw, Pipeline) and base_model(raw) is raw
+    raw_scores, scores = predict_scores(raw, test), predict_scores(calibrated, test)
+    # class_weight="balanced" inflates the expected fraud count many times over ...
+    assert raw_scores.sum() / y.sum() > 5
+    # ... calibration on later data brings it to the truth (300 frauds: +-12 % is 2 sd) ...
+    assert calibration_metrics(y, scores)["expected_to_actual_fraud"] == pytest.approx(1, abs=0.2)
+    # ... and, being strictly increasing, keeps the ranking: AUPRC does not move.
+    assert average_precision_score(y, scores) == pytest.approx(
+        average_precision_score(y, raw_scores), abs=1e-12
+    )
+    # The pipeline inside is the uncalibrated model, fitted on the same training period.
+    np.testing.assert_allclose(predict_scores(base_model(calibrated), test), raw_scores)
+
+
+def test_calibration_slice_is_carved_from_the_latest_training_rows(calibration_data) -> None:
+    train, _, test = calibration_data
+    model = train_model(train, "logistic_regression", calibration_share=0.25)
+    pipeline = base_model(model)
+    # The pipeline never saw the latest quarter: refitting on the first 75 % reproduces it.
+    earliest = train.sort_values(TIME_COLUMN).iloc[: len(train) - len(train) // 4]
+    again = train_model(earliest, "logistic_regression", calibration="none")
+    np.testing.assert_allclose(predict_scores(pipeline, test), predict_scores(again, test))
+    y = test[LABEL_COLUMN].to_numpy()
+    ratio = calibration_metrics(y, predict_scores(model, test))["expected_to_actual_fraud"]
+    assert ratio == pytest.approx(1, abs=0.25)
+
+
+def test_isotonic_calibration_and_skops_round_trip(calibration_data) -> None:
+    train, later, test = calibration_data
+    model = train_model(
+        train, "hist_gradient_boosting", calibration="isotonic", calibration_df=later
+    )
+    data = sio.dumps(model)
+    untrusted = sio.get_untrusted_types(data=data)
+    assert all(t.startswith(("sklearn.", "numpy.", "scipy.")) for t in untrusted)
+    loaded = sio.loads(data, trusted=untrusted)
+    np.testing.assert_array_equal(loaded.predict_proba(test), model.predict_proba(test))
+    assert isinstance(base_model(loaded), Pipeline)
+
+
+def test_calibration_without_frauds_warns_and_returns_the_pipeline(calibration_data) -> None:
+    train, later, _ = calibration_data
+    one_fraud = pd.concat([later[later[LABEL_COLUMN] == 0], later[later[LABEL_COLUMN] == 1][:1]])
+    with pytest.warns(SmallSampleWarning, match=r"calibration slice holds only 1 fraud in"):
+        model = train_model(train, "logistic_regression", calibration_df=one_fraud)
+    assert isinstance(model, Pipeline)
+
+
+def test_calibration_settings_are_validated(calibration_data) -> None:
+    train, later, _ = calibration_data
+    with pytest.raises(ModelError, match=r"unknown calibration method 'platt'.*sigmoid, isotonic"):
+        train_model(train, calibration="platt")
+    with pytest.raises(ModelError, match=r"calibration_share must lie in \(0, 0.5\]"):
+        train_model(train, calibration_share=0.9)
+    with pytest.raises(DataValidationError, match="calibration frame has no 'Class' column"):
+        train_model(train, "logistic_regression", calibration_df=later.drop(columns=LABEL_COLUMN))
+    with pytest.raises(DataValidationError, match=r"calibration frame lacks .*V3"):
+        train_model(train, "logistic_regression", calibration_df=later.drop(columns="V3"))

@@ -61,11 +61,27 @@ def test_training_notebook_headless(store, fraudkit_home):
         "notebook/report.html",
         "notebook/notebook.html",
     } <= _artifacts(result.run_id, "notebook")
-    assert "plots/precision_recall.png" in _artifacts(result.run_id, "plots")
+    assert {"plots/precision_recall.png", "plots/reliability.png"} <= _artifacts(
+        result.run_id, "plots"
+    )
+    # Calibrated probabilities: the expected fraud count on test is near the actual one
+    # (about 40 frauds here, so +-35 % is more than two standard deviations).
+    assert 0.65 < metrics["expected_to_actual_fraud"] < 1.35
+    assert metrics["brier_score"] < 0.01 and metrics["expected_calibration_error"] < 0.01
+    assert 0.02 < metrics["threshold"] < 0.98
+    assert tags["fraudkit.summary.small_sample_warnings"] == "none"
     # The first model ever registered is both staging and production.
     version = store.client.get_model_version_by_alias(MODEL, "production")
     assert version.run_id == result.run_id
     assert sorted(version.aliases) == ["production", "staging"]
+    # Its test metrics are linked to the logged model and to the test period's digest.
+    logged = store.client.get_logged_model(version.tags["fraudkit.model_id"])
+    linked = {m.key: m for m in logged.metrics}
+    assert linked["average_precision"].dataset_name == "test"
+    assert linked["average_precision"].dataset_digest == tags["fraudkit.data_fingerprint.test"]
+    # The monitoring reference is the test period with the model's scores on it.
+    reference, scores = store.load_reference(result.run_id)
+    assert len(reference) == len(scores) == int(run.data.params["n_transactions"]) // 5
     # The report hides code; the full rendering keeps it.
     report = re.sub(r"<[^>]+>", "", result.html_report.read_text())
     full = re.sub(r"<[^>]+>", "", result.html_full.read_text())
@@ -266,3 +282,19 @@ def test_ab_testing_notebook_promotes_a_significantly_better_challenger(store):
     assert production.run_id == challenger.run_id != champion.run_id
     moves = store.alias_history(MODEL, "production")
     assert moves.iloc[-1]["evidence_run_id"] == result.run_id
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_training_on_too_little_data_finishes_and_says_so(store):
+    # Seed 1 at 10,000 rows: 1 fraud in the validation period, so neither the calibration
+    # nor a precision-0.8 threshold can be estimated; the run warns instead of failing.
+    result = run_notebook("training", {"n_transactions": 10_000, "seed": 1}, progress=False)
+    run = store.client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    warnings = run.data.tags["fraudkit.summary.small_sample_warnings"]
+    assert "the validation period holds only 1 fraud in 2,000 rows" in warnings
+    assert "About 60,000 rows at its fraud rate" in warnings
+    assert "no threshold reaches precision 0.8 on 1 frauds" in warnings
+    assert run.data.tags["fraudkit.summary.threshold_fallback"] == "True"
+    report = re.sub(r"<[^>]+>", "", result.html_report.read_text())
+    assert "Warning: the test period holds only" in report

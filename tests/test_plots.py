@@ -164,3 +164,16 @@ def test_metric_difference(low: float, high: float, verdict: str) -> None:
 def test_metric_difference_rejects_inconsistent_interval() -> None:
     with pytest.raises(DataValidationError, match="ci_low <= diff <= ci_high"):
         plots.plot_metric_difference(0.2, 0.0, 0.1, metric="average_precision")
+
+
+def test_reliability_diagram_shows_expected_and_actual_counts(labelled) -> None:
+    y, scores, _ = labelled
+    figure = plots.plot_reliability_diagram(y, {"calibrated": scores, "inflated": scores / 2})
+    ax = figure.axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert any(f"calibrated (expected {scores.sum():.0f} frauds, actual {y.sum()})" in label
+               for label in labels)  # fmt: skip
+    assert ax.get_title() == "Reliability diagram"
+    plt.close(figure)
+    with pytest.raises(DataValidationError, match="both legitimate"):
+        plots.plot_reliability_diagram([0, 0, 0], [0.1, 0.2, 0.3])

@@ -15,7 +15,15 @@ from mlflow.entities import Metric, Param
 from sklearn.linear_model import LogisticRegression
 
 from fraudkit import registry
-from fraudkit.exceptions import ConfigurationError, PromotionRefused, RegistryError
+from fraudkit.data import FEATURE_COLUMNS, TransactionSimulator, data_fingerprint, time_split
+from fraudkit.exceptions import (
+    ConfigurationError,
+    DataValidationError,
+    PromotionRefused,
+    RegistryError,
+)
+from fraudkit.metrics import evaluate
+from fraudkit.models import predict_scores, train_model
 
 NAME = "fraud_lifecycle"
 
@@ -38,7 +46,8 @@ def _register(manager, metrics: dict, name: str = NAME, params: dict | None = No
     """Register a version backed by a training run holding ``metrics``; return its number.
 
     Registry logic reads runs, aliases and tags only, so most tests skip the model
-    artifact (logging one costs ~1 s) and the run starter; test_gate_* logs a real model.
+    artifact (logging one costs ~0.3 s) and the run starter; test_gate_* log real models.
+    Such a version has no recorded evaluation dataset ("unknown data" to the gate).
     """
     client = manager.client
     run_id = client.create_run(manager.experiment_id("training")).info.run_id
@@ -77,40 +86,183 @@ def _monitor(manager, version: str, values: list[float], name: str = NAME, **ext
     return run.info.run_id
 
 
-def test_gate_refuses_worse_challenger_and_passes_better(manager, fitted, toy_data):
-    frame, _ = toy_data
-    champion, worse = _register_many(manager, [0.80, 0.78])
-    # The winner is a real logged model, to show the alias then serves it.
-    better = manager.log_model_with_metadata(
-        fitted, NAME, metrics={"average_precision": 0.85}, input_example=frame
+def _logged(
+    manager, model, metrics: dict, evaluation: pd.DataFrame | None, name: str = "test", **kwargs
+) -> str:
+    """Log ``model`` as a new version, its metrics measured on ``evaluation`` (or on no
+    recorded dataset); return the version number."""
+    if evaluation is not None:
+        kwargs.setdefault("input_example", evaluation.drop(columns="Class").head(5))
+    version = manager.log_model_with_metadata(
+        model,
+        NAME,
+        metrics=metrics,
+        **kwargs,
+        evaluation_dataset=evaluation,
+        evaluation_dataset_name=name,
+    )
+    return str(version.version)
+
+
+def test_gate_compares_versions_measured_on_the_same_dataset(manager, fitted, toy_data):
+    frame, label = toy_data
+    test = frame.assign(Class=label)
+    digest = data_fingerprint(test)
+    champion, worse, better = (
+        _logged(manager, fitted, {"average_precision": value}, test) for value in (0.80, 0.78, 0.85)
     )
     manager.promote_model(NAME, champion)
     moves = len(manager.alias_history(NAME))
     with pytest.raises(
         PromotionRefused,
         match=r"average_precision 0\.7800 vs 0\.8000 of version 1 \(improvement -0\.0200 "
-        r"< required \+0\.0100\)",
+        rf"< required \+0\.0100\) on test \(digest {digest}, from linked metrics\)",
     ):
         manager.promote_model(NAME, worse, min_improvement=0.01)
-    with pytest.raises(PromotionRefused, match=r"'roc_auc'.*no such metric"):
-        manager.promote_model(NAME, better.version, metric="roc_auc", min_improvement=0.0)
+    with pytest.raises(PromotionRefused, match=r"no roc_auc of versions 3 and 1 measured on the"):
+        manager.promote_model(NAME, better, metric="roc_auc", min_improvement=0.0)
     assert _holder(manager) == "1"
     assert len(manager.alias_history(NAME)) == moves
 
-    promoted = manager.promote_model(
-        NAME, better.version, min_improvement=0.01, reason="AUPRC +0.05"
-    )
+    promoted = manager.promote_model(NAME, better, min_improvement=0.01, reason="AUPRC +0.05")
     assert str(promoted.version) == "3" and promoted.aliases == ["production"]
     last = manager.alias_history(NAME, "Production").iloc[-1]
     assert (last["from"], last["to"], last["action"]) == ("1", "3", "promote")
     assert last["reason"] == "AUPRC +0.05" and last["user"] == getpass.getuser()
     assert abs(pd.Timestamp.now(tz="UTC") - last["time"]) < pd.Timedelta(minutes=5)
+    assert last["gate"] == {
+        "metric": "average_precision",
+        "candidate_value": 0.85,
+        "holder_value": 0.80,
+        "dataset": "test",
+        "digest": digest,
+        "source": "linked metrics",
+    }
     served = mlflow.pyfunc.load_model(f"models:/{NAME}@production").predict(frame.head(5))
     np.testing.assert_allclose(np.asarray(served), fitted.predict_proba(frame.head(5)))
 
     # Promoting the holder again is a no-op: nothing recorded.
     manager.promote_model(NAME, 3)
     assert len(manager.alias_history(NAME)) == moves + 1
+
+
+def test_gate_refuses_versions_measured_on_different_data(manager, fitted, toy_data):
+    frame, label = toy_data
+    old_period, new_period = frame.assign(Class=label).iloc[:100], frame.assign(Class=label)[100:]
+    champion = _logged(manager, fitted, {"average_precision": 0.60}, old_period, "test_2023")
+    successor = _logged(manager, fitted, {"average_precision": 0.95}, new_period, "test_2024")
+    (unknown,) = _register_many(manager, [0.99])
+    # No holder yet: the gate passes without any comparison.
+    manager.promote_model(NAME, champion, min_improvement=0.0)
+    assert manager.alias_history(NAME).iloc[-1]["gate"] is None
+    moves = len(manager.alias_history(NAME))
+
+    named = (
+        rf"version 2 was evaluated on test_2024 \(digest {data_fingerprint(new_period)}\), "
+        rf"version 1 on test_2023 \(digest {data_fingerprint(old_period)}\)\); pass "
+        "evaluation_data= .* or evidence_run_id= of an A/B run that scored both"
+    )
+    with pytest.raises(PromotionRefused, match=named):
+        manager.promote_model(NAME, successor, min_improvement=0.0)
+    with pytest.raises(PromotionRefused, match=r"version 3 was evaluated on unknown data"):
+        manager.promote_model(NAME, unknown, min_improvement=0.0)
+    assert _holder(manager) == champion
+    assert len(manager.alias_history(NAME)) == moves
+
+    manager.promote_model(NAME, successor)  # min_improvement=None: no gate
+    assert _holder(manager) == successor
+
+
+def test_gate_scores_both_versions_on_evaluation_data(manager):
+    transactions = TransactionSimulator(seed=7, fraud_rate=0.02).sample(20_000)
+    split = time_split(transactions)
+    better = train_model(split.train, "logistic_regression")
+    shuffled = split.train["Class"].sample(frac=1, random_state=0).to_numpy()
+    worse = train_model(split.train.assign(Class=shuffled), "logistic_regression")
+    # Registered without an evaluation dataset, as before linked metrics: only scoring
+    # both on one frame can compare them.
+    example = split.test[FEATURE_COLUMNS].head(5)
+    v1, v2 = (
+        _logged(manager, m, {"average_precision": 0.5}, None, input_example=example)
+        for m in (worse, better)
+    )
+    manager.promote_model(NAME, v1)
+    moves = len(manager.alias_history(NAME))
+    with pytest.raises(PromotionRefused, match="version 2 was evaluated on unknown data"):
+        manager.promote_model(NAME, v2, min_improvement=0.0)
+    with pytest.raises(DataValidationError, match="'Class' column"):
+        manager.promote_model(
+            NAME, v2, min_improvement=0.0, evaluation_data=split.test.drop(columns="Class")
+        )
+
+    manager.promote_model(NAME, v2, min_improvement=0.1, evaluation_data=split.test)
+    gate = manager.alias_history(NAME).iloc[-1]["gate"]
+    expected = [
+        evaluate(split.test["Class"], predict_scores(m, split.test))["average_precision"]
+        for m in (better, worse)
+    ]
+    assert [gate["candidate_value"], gate["holder_value"]] == pytest.approx(expected)
+    assert gate["candidate_value"] > gate["holder_value"] + 0.1
+    assert (gate["digest"], gate["source"]) == (data_fingerprint(split.test), "evaluation_data")
+    assert _holder(manager) == v2
+
+    moves = len(manager.alias_history(NAME))
+    with pytest.raises(PromotionRefused, match=r"improvement -0\.\d+ < required \+0\.0000"):
+        manager.promote_model(NAME, v1, min_improvement=0.0, evaluation_data=split.test)
+    (no_model,) = _register_many(manager, [0.9])  # a version without a loadable model
+    with pytest.raises(PromotionRefused, match="cannot score version 3 of 'fraud_lifecycle'"):
+        manager.promote_model(NAME, no_model, min_improvement=0.0, evaluation_data=split.test)
+    assert _holder(manager) == v2
+    assert len(manager.alias_history(NAME)) == moves
+
+
+def test_gate_uses_an_ab_run_that_scored_both_versions(manager):
+    v1, v2 = _register_many(manager, [0.90, 0.40])  # own-test values: v2 looks worse
+    manager.promote_model(NAME, v1)
+    moves = len(manager.alias_history(NAME))
+    ab = {
+        "model_name": NAME,
+        "model_a_version": v1,
+        "model_b_version": v2,
+        "metric": "average_precision",
+        "metric_a": 0.31,
+        "metric_b": 0.74,
+        "dataset_digest": "0123456789abcdef",
+    }
+    with manager.start_monitoring_run(NAME) as monitoring:
+        manager.log_experiment_summary(ab)
+    refusals = {
+        _ab_run(manager, **{**ab, "metric": "roc_auc"}): "compared metric=roc_auc, not average",
+        _ab_run(manager, **{**ab, "model_a_version": "7"}): "did not A/B-test versions 2 and 1",
+        monitoring.info.run_id: "is a monitoring run, not an A/B-testing one",
+        "0" * 32: "not found",
+    }
+    for evidence, message in refusals.items():
+        with pytest.raises(PromotionRefused, match=rf"unknown data; evidence run .*{message}"):
+            manager.promote_model(NAME, v2, min_improvement=0.0, evidence_run_id=evidence)
+    won = _ab_run(manager, **ab)
+    with pytest.raises(PromotionRefused, match=r"0\.7400 vs 0\.3100 .* required \+0\.5000"):
+        manager.promote_model(NAME, v2, min_improvement=0.5, evidence_run_id=won)
+    assert _holder(manager) == v1
+    assert len(manager.alias_history(NAME)) == moves
+
+    manager.promote_model(NAME, v2, min_improvement=0.2, evidence_run_id=won)
+    last = manager.alias_history(NAME).iloc[-1]
+    assert last["evidence_run_id"] == won
+    assert last["gate"]["source"] == f"A/B run {won}"
+    assert (last["gate"]["candidate_value"], last["gate"]["holder_value"]) == (0.74, 0.31)
+    assert last["gate"]["digest"] == "0123456789abcdef"
+
+    # The retraining notebook A/B-tests its new model on a retraining run: accepted too,
+    # with the versions in either order.
+    with manager.start_retraining_run("drift_response") as retraining:
+        manager.log_experiment_summary(
+            {**ab, "model_a_version": v2, "model_b_version": v1, "metric_a": 0.74, "metric_b": 0.8}
+        )
+    manager.promote_model(NAME, v1, min_improvement=0.05, evidence_run_id=retraining.info.run_id)
+    assert _holder(manager) == v1
+    gate = manager.alias_history(NAME).iloc[-1]["gate"]
+    assert (gate["candidate_value"], gate["holder_value"]) == (0.80, 0.74)
 
 
 def test_ab_evidence_gate(manager):

@@ -231,8 +231,13 @@ def test_models_are_logged_with_skops_and_an_explicit_trusted_type_list(
     flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
     assert flavor["serialization_format"] == "skops"
     assert flavor["pickled_model"] == "model.skops"
-    # Exactly the non-default types this model holds, nothing broader.
-    assert flavor["skops_trusted_types"] == ["sklearn.tree._tree.Tree"]
+    # Exactly the non-default types this model holds (the trees and the calibration around
+    # them), nothing broader.
+    assert flavor["skops_trusted_types"] == [
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.tree._tree.Tree",
+    ]
     assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
     loaded = mlflow.pyfunc.load_model(f"models:/skops_check/{version.version}")
     scores = loaded.predict(traffic[FEATURE_COLUMNS].head(20))

@@ -18,6 +18,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from fraudkit import MLFLOW_EXPERIMENTS, ExperimentType, mlflow_manager
+from fraudkit.data import data_fingerprint
 from fraudkit.exceptions import ConfigurationError, TrackingError
 from fraudkit.models import predict_scores
 from fraudkit.tracking import TRUNCATION_MARKER, MlflowManager
@@ -290,6 +291,70 @@ def test_log_model_with_metadata_hist_gradient_boosting_loads_by_alias(
     assert flavor["serialization_format"] == "skops"
     moves = manager.alias_history("fraud_hgb")
     assert moves.iloc[-1][["alias", "from", "to"]].tolist() == ["staging", None, "1"]
+
+
+def test_log_model_links_evaluation_metrics_to_the_model_and_dataset(manager, hgb_model, toy_data):
+    frame, label = toy_data
+    holdout = frame.assign(Class=label).tail(150)
+    digest = data_fingerprint(holdout)
+    metrics = {"average_precision": 0.9, "roc_auc": 0.95}
+    with manager.start_training_run("linked") as run:
+        # Recorded already (as the notebooks record their test period): not recorded twice.
+        manager.log_dataset(holdout, name="holdout", context="test")
+        version = manager.log_model_with_metadata(
+            hgb_model,
+            "fraud_linked",
+            metrics=metrics,
+            input_example=frame,
+            evaluation_dataset=holdout,
+            evaluation_dataset_name="holdout",
+        )
+    tags = version.tags
+    assert (tags["fraudkit.eval_dataset"], tags["fraudkit.eval_digest"]) == ("holdout", digest)
+    model_id = tags["fraudkit.model_id"]
+    logged = _client().get_logged_model(model_id)
+    linked = {
+        (m.key, m.value, m.model_id, m.dataset_name, m.dataset_digest) for m in logged.metrics
+    }
+    assert linked == {(key, value, model_id, "holdout", digest) for key, value in metrics.items()}
+    stored = _run(run.info.run_id)
+    assert stored.data.metrics == metrics  # the run shows them as before
+    assert [(d.dataset.name, d.dataset.digest) for d in stored.inputs.dataset_inputs] == [
+        ("holdout", digest)
+    ]
+    assert stored.data.tags["fraudkit.data_fingerprint.evaluation"] == digest
+
+    with pytest.raises(TrackingError, match="evaluation_dataset is a list; pass the labelled"):
+        manager.log_model_with_metadata(hgb_model, "never", evaluation_dataset=[1.0, 2.0])
+    assert _client().search_registered_models(filter_string="name = 'never'") == []
+
+
+def test_reference_keeps_transactions_with_the_model_scores(manager, hgb_model, toy_data):
+    frame, label = toy_data
+    reference = frame.assign(Class=label).tail(100)
+    scores = predict_scores(hgb_model, reference)
+    with manager.start_training_run("reference") as run:
+        assert manager.log_reference(reference, scores) == run.info.run_id
+    loaded, loaded_scores = manager.load_reference(run.info.run_id)
+    pd.testing.assert_frame_equal(loaded, reference.reset_index(drop=True))
+    np.testing.assert_array_equal(loaded_scores, scores)
+    # The frame alone reads as before, so older readers of "reference" keep working.
+    pd.testing.assert_frame_equal(manager.load_frame(run.info.run_id, "reference"), loaded)
+
+    with manager.start_training_run("bad reference") as bad:
+        for wrong in (scores[:-1], np.where(scores > 0.5, np.nan, scores), ["high"] * 100):
+            with pytest.raises(TrackingError, match=r"one finite number per row .*predict_scores"):
+                manager.log_reference(reference, wrong)
+        manager.log_frame(reference, "reference")  # an older kit kept no scores
+    assert [a.path for a in _client().list_artifacts(bad.info.run_id, "data")] == [
+        "data/reference.parquet"
+    ]
+    with pytest.raises(
+        TrackingError,
+        match=r"holds no monitoring reference with scores \(no artifact "
+        r"data/reference_scores\.parquet\); .*mlflow_manager\.log_reference\(frame, ",
+    ):
+        manager.load_reference(bad.info.run_id)
 
 
 def test_log_model_without_input_example_uses_feature_names(manager, toy_data):
