@@ -45,7 +45,7 @@ __all__ = [
 
 DEFAULT_THRESHOLD = 0.5
 # Fewest frauds an evaluation should rest on. With n frauds, AUPRC and recall have a
-# standard error of roughly sqrt(p (1 - p) / n): about +-0.07 at 30 frauds for a recall of
+# standard error of roughly sqrt(p (1 - p) / n): about 0.08 at 30 frauds for a recall of
 # 0.75, and an operating threshold chosen on fewer frauds jumps from one fraud to the next.
 MIN_FRAUDS = 30
 # Fraud rate assumed when a sample holds no fraud to estimate it from (the Kaggle data's).

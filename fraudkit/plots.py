@@ -33,6 +33,7 @@ from fraudkit.metrics import validate_labels_and_scores
 __all__ = [
     "plot_confusion_matrix",
     "plot_drift_heatmap",
+    "plot_estimate_against_realised",
     "plot_feature_importance",
     "plot_metric_difference",
     "plot_metric_history",
@@ -395,6 +396,66 @@ def plot_windows(
         ax.axvline(onset, color="red", linestyle="--", label="drift onset")
     ax.set(xlabel=x, ylabel="value", title="Metrics by window")
     ax.legend()
+    return fig
+
+
+def plot_estimate_against_realised(
+    frame: pd.DataFrame,
+    metric: str = "average_precision",
+    *,
+    x: str = "window",
+    onset: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Label-free estimate of a metric, with its interval, against the realised value.
+
+    Windows whose labels have arrived show both; the newest, still unlabelled windows show
+    the estimate only. Windows where the estimate is unreliable (drift broke the
+    score-to-probability map it rests on) are marked with a red cross.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per window with column ``x``, ``estimated_<metric>``,
+        ``estimated_<metric>_lower`` and ``_upper``, optionally ``<metric>`` (NaN where
+        labels are missing) and ``estimate_reliable`` (0/1).
+    metric : str, default "average_precision"
+        Metric name as in :func:`fraudkit.metrics.evaluate`.
+    x : str, default "window"
+        Column for the horizontal axis.
+    onset : float, optional
+        Window at which drift starts; drawn as a vertical dashed line.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    estimated = f"estimated_{metric}"
+    _require_columns(frame, [x, estimated, f"{estimated}_lower", f"{estimated}_upper"], "frame")
+    fig, ax = _axes(ax)
+    ordered = frame.sort_values(x)
+    ax.fill_between(
+        ordered[x],
+        ordered[f"{estimated}_lower"],
+        ordered[f"{estimated}_upper"],
+        alpha=0.2,
+        label="estimate interval",
+    )
+    ax.plot(ordered[x], ordered[estimated], marker="o", linestyle="--", label="estimated")
+    if metric in ordered:
+        ax.plot(ordered[x], ordered[metric], marker="s", color="black", label="realised")
+    if "estimate_reliable" in ordered:
+        unreliable = ordered[ordered["estimate_reliable"] == 0]
+        ax.scatter(
+            unreliable[x], unreliable[estimated], marker="x", s=90, color="red",
+            label="estimate unreliable", zorder=3,
+        )  # fmt: skip
+    if onset is not None:
+        ax.axvline(onset, color="red", linestyle=":", label="drift onset")
+    ax.set(xlabel=x, ylabel=metric, title=f"{metric}: label-free estimate and realised")
+    ax.legend(fontsize="small")
     return fig
 
 

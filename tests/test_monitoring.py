@@ -9,10 +9,17 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from fraudkit.data import FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN, Drift, TransactionSimulator
-from fraudkit.exceptions import ConfigurationError, DataValidationError
+from fraudkit.data import (
+    FEATURE_COLUMNS,
+    LABEL_COLUMN,
+    TIME_COLUMN,
+    Drift,
+    TransactionSimulator,
+    time_split,
+)
+from fraudkit.exceptions import ConfigurationError, DataValidationError, SmallSampleWarning
 from fraudkit.metrics import evaluate
-from fraudkit.models import train_model
+from fraudkit.models import choose_threshold, predict_scores, train_model
 from fraudkit.monitoring import (
     MIN_ROWS,
     MonitoringAlert,
@@ -84,8 +91,8 @@ def test_drift_scenarios_are_detected_on_the_features_they_move(
 
 def test_fraud_rate_change_shows_in_the_scores_not_the_features() -> None:
     # At the real 0.17 % prior a threefold fraud wave changes 0.3 % of the rows: invisible
-    # to per-feature tests (Class is never tested), plain in the alert count of a model
-    # fitted before the wave.
+    # to per-feature tests (Class is never tested), plain in the expected fraud count (mean
+    # score) of a calibrated model fitted before the wave.
     simulator = TransactionSimulator(seed=5)
     model = OracleModel(simulator)
     reference = simulator.sample(20_000)
@@ -95,8 +102,9 @@ def test_fraud_rate_change_shows_in_the_scores_not_the_features() -> None:
     prediction = detect_prediction_drift(*scores)
     assert prediction.drifted
     assert prediction.ks_p_value > prediction.alpha / 2  # the shape test alone misses it
-    assert prediction.alert_p_value <= prediction.alpha / 2
+    assert prediction.mean_p_value <= prediction.alpha / 2
     assert prediction.mean_ratio > 2
+    assert prediction.alert_rate_current > 2 * prediction.alert_rate_reference
 
 
 def test_time_and_class_are_never_tested() -> None:
@@ -251,8 +259,8 @@ def test_prediction_drift_detects_shifted_scores_only() -> None:
         "prediction_drift",
         "prediction_ks",
         "prediction_ks_p_value",
+        "prediction_mean_p_value",
         "prediction_alert_rate",
-        "prediction_alert_p_value",
         "prediction_psi",
         "prediction_mean_ratio",
     }
@@ -313,6 +321,73 @@ def test_estimate_rejects_non_probabilities() -> None:
         estimate_performance(np.r_[1.5, np.zeros(50)])
     with pytest.raises(ConfigurationError, match="n_samples"):
         estimate_performance(np.zeros(50), n_samples=0)
+    with pytest.raises(ConfigurationError, match="confidence"):
+        estimate_performance(np.zeros(50), confidence=1.0)
+    with pytest.raises(DataValidationError, match="y_true has 49 values but scores has 50"):
+        estimate_performance(np.zeros(50), labels=np.zeros(49))
+    with pytest.raises(DataValidationError, match="y_true must hold only 0"):
+        estimate_performance(np.zeros(50), labels=np.full(50, 2))
+
+
+INTERVAL_METRICS = ("average_precision", "roc_auc", "fraud_precision", "fraud_recall", "n_fraud")
+
+
+def test_intervals_are_ordered_and_hold_the_estimate() -> None:
+    rng = np.random.default_rng(17)
+    scores = rng.beta(0.3, 15.0, 5_000)
+    wide = estimate_performance(scores, threshold=0.2)
+    narrow = estimate_performance(scores, threshold=0.2, confidence=0.5)
+    assert wide["confidence"] == 0.9
+    for metric in INTERVAL_METRICS:
+        key = f"estimated_{metric}"
+        assert wide[f"{key}_lower"] < wide[key] < wide[f"{key}_upper"], metric
+        assert wide[f"{key}_lower"] <= narrow[f"{key}_lower"] < narrow[f"{key}_upper"]
+        assert narrow[f"{key}_upper"] <= wide[f"{key}_upper"]
+    # The fraud count is Poisson-binomial: its 90 % range is about +-1.645 sd.
+    sd = math.sqrt(np.sum(scores * (1 - scores)))
+    width = wide["estimated_n_fraud_upper"] - wide["estimated_n_fraud_lower"]
+    assert width == pytest.approx(2 * 1.645 * sd, rel=0.2)
+    # Two alerts of probability 0.97: the draws are lumpy (the 5 % quantile of precision is
+    # already 1), so the interval is widened to hold the expectation.
+    lumpy = estimate_performance(np.r_[0.97, 0.97, np.full(98, 0.001)], threshold=0.5)
+    assert lumpy["estimated_fraud_precision"] == pytest.approx(0.97)
+    assert lumpy["estimated_fraud_precision_lower"] <= 0.97 <= 1.0
+    assert lumpy["estimated_fraud_precision_upper"] == 1.0
+
+
+def test_intervals_cover_the_realised_metrics_of_calibrated_scores() -> None:
+    # Labels drawn from the scores themselves: the scores are calibrated by construction,
+    # so 90 % intervals should hold about 90 % of the realised metrics.
+    rng = np.random.default_rng(18)
+    covered = {metric: [] for metric in INTERVAL_METRICS}
+    errors = []
+    for _ in range(60):
+        scores = rng.beta(0.3, 15.0, 4_000)
+        labels = rng.random(scores.size) < scores
+        realised = evaluate(labels, scores, threshold=0.2)
+        estimate = estimate_performance(scores, threshold=0.2, n_samples=100)
+        for metric, hits in covered.items():
+            value = realised[metric]
+            lower, upper = (estimate[f"estimated_{metric}_{end}"] for end in ("lower", "upper"))
+            hits.append(lower <= value <= upper)
+        errors.append(estimate["estimated_average_precision"] - realised["average_precision"])
+    for metric, hits in covered.items():
+        # 60 windows: a binomial(60, 0.9) count of hits lies in [47, 58] with 98 % chance.
+        assert 47 <= sum(hits) <= 58, metric
+    assert abs(np.mean(errors)) < 3 * np.std(errors) / math.sqrt(len(errors))
+
+
+def test_estimate_is_unreliable_when_labels_contradict_the_scores() -> None:
+    rng = np.random.default_rng(19)
+    scores = rng.beta(0.3, 15.0, 10_000)  # ~200 expected frauds
+    honest = estimate_performance(scores, labels=rng.random(scores.size) < scores)
+    assert honest["reliable"]
+    assert honest["reliability_note"] == "no drift (fraud count checked)"
+    doubled = estimate_performance(scores, labels=rng.random(scores.size) < 2 * scores)
+    assert not doubled["reliable"]
+    assert "frauds arrived where the scores expect" in doubled["reliability_note"]
+    unchecked = estimate_performance(scores)
+    assert unchecked["reliable"] and unchecked["reliability_note"].startswith("not checked")
 
 
 # ------------------------------------------------------------------------------- windows
@@ -380,6 +455,103 @@ def test_new_fraud_pattern_recommends_retraining(labelled_windows) -> None:
     assert alert.details["relative_drop"] > 0.25
 
 
+def test_every_window_gets_the_estimate_and_labels_add_realised_metrics(
+    labelled_windows,
+) -> None:
+    model = OracleModel(labelled_windows["simulator"])
+    reference, window = labelled_windows["reference"], labelled_windows["same"]
+    reference_scores = model.predict_proba(reference)[:, 1]
+    report = monitor_window(model, reference, window, reference_scores=reference_scores)
+    assert report.labels_used and report.metrics is report.realised
+    assert report.estimate["reliable"], report.estimate["reliability_note"]
+    assert report.estimate["reliability_note"] == (
+        "no drift (features, scores, fraud count checked)"
+    )
+    assert report.warnings == ()
+    flat = report.to_dict()
+    assert flat["average_precision"] == report.realised["average_precision"]
+    assert flat["estimated_average_precision"] == report.estimate["estimated_average_precision"]
+    assert flat["estimated_n_fraud_upper"] > flat["estimated_n_fraud"]
+    assert flat["estimate_reliable"] == 1 and flat["n_warnings"] == 0
+    realised, estimated = report.realised["n_fraud"], report.estimate["estimated_n_fraud"]
+    assert estimated == pytest.approx(realised, rel=0.2)
+
+
+def test_new_fraud_pattern_makes_the_estimate_unreliable(labelled_windows) -> None:
+    # The label-free estimate assumes the score-to-probability map of the reference; half
+    # of the fraud now sits where the model has never seen fraud and scores it legitimate.
+    model = OracleModel(labelled_windows["simulator"])
+    reference = labelled_windows["reference"]
+    reference_scores = model.predict_proba(reference)[:, 1]
+    report = monitor_window(
+        model,
+        reference,
+        labelled_windows["new_pattern"],
+        labels_available=False,
+        reference_scores=reference_scores,
+    )
+    assert not report.labels_used and report.metrics is report.estimate
+    assert not report.estimate["reliable"]
+    assert "scores drifted (expected frauds x0." in report.estimate["reliability_note"]
+    assert report.warnings == (
+        "the label-free estimate judging this window is unreliable: "
+        + report.estimate["reliability_note"],
+    )
+    assert report.to_dict()["estimate_reliable"] == 0
+
+
+def test_a_window_with_few_frauds_warns() -> None:
+    simulator = TransactionSimulator(seed=20)
+    model = OracleModel(simulator)
+    reference, window = simulator.sample(5_000), simulator.sample(2_000)
+    with pytest.warns(SmallSampleWarning, match="the window holds only"):
+        report = monitor_window(model, reference, window)
+    assert len(report.warnings) == 1
+    assert f"holds only {report.realised['n_fraud']} fraud" in report.warnings[0]
+    assert report.to_dict()["n_warnings"] == 1
+    with pytest.warns(SmallSampleWarning, match="frauds expected from its scores"):
+        unlabelled = monitor_window(model, reference, window, labels_available=False)
+    assert "frauds expected from its scores" in unlabelled.warnings[0]
+
+
+def test_monitor_window_rejects_scores_and_drift_of_other_frames(labelled_windows) -> None:
+    model = OracleModel(labelled_windows["simulator"])
+    reference, window = labelled_windows["reference"], labelled_windows["same"]
+    with pytest.raises(DataValidationError, match="reference_scores has 100 values"):
+        monitor_window(model, reference, window, reference_scores=np.zeros(100))
+    other = detect_drift(reference, window.iloc[:500])
+    with pytest.raises(DataValidationError, match="DriftReport of this window"):
+        monitor_window(model, reference, window, drift=other)
+
+
+def test_alert_rules_rarely_fire_on_undrifted_windows() -> None:
+    # The training recipe in small: calibrated on the validation period, threshold for
+    # precision 0.8, the test period (never trained on) as reference and baseline. Each rule
+    # is a level-0.05 test (performance: a significant drop of more than 25 %), about 2 of
+    # 40 windows. The rate holds on average over references; one fixed reference shifts it
+    # (a reference whose V12 happens to be odd makes every window look drifted on V12), the
+    # less the larger it is against the window: here 20,000 rows against 5,000.
+    simulator = TransactionSimulator(seed=21, fraud_rate=0.01)
+    split = time_split(simulator.sample(100_000))
+    model = train_model(split.train, "logistic_regression", calibration_df=split.validation)
+    validation_scores = predict_scores(model, split.validation)
+    threshold = choose_threshold(
+        split.validation[LABEL_COLUMN], validation_scores, rule="precision", target=0.8
+    ).threshold
+    test_scores = predict_scores(model, split.test)
+    baseline = evaluate(split.test[LABEL_COLUMN], test_scores, threshold=threshold)
+    alerts = []
+    for window in simulator.sample_windows(40, 5_000):
+        report = monitor_window(
+            model, split.test, window, threshold=threshold, reference_scores=test_scores
+        )
+        alerts.append(evaluate_alerts(report, baseline_metrics=baseline, tolerance=0.25))
+    summary = summarise_alerts(alerts)
+    for rule in ("data_drift", "prediction_drift", "performance_drop"):
+        assert len(summary[f"{rule}_windows"]) <= 5, rule  # P(>= 6) = 0.014 at binomial(40, 0.05)
+    assert len(summary["retraining_windows"]) <= 2
+
+
 def test_monitor_window_scores_a_trained_pipeline() -> None:
     simulator = TransactionSimulator(seed=15, fraud_rate=0.02)
     model = train_model(simulator.sample(5_000), model_type="logistic_regression")
@@ -408,13 +580,21 @@ def parts() -> dict[str, object]:
 
 
 def _report(parts, drift: str, prediction: str, **metrics: float) -> WindowReport:
-    return WindowReport(parts[drift], parts[prediction], metrics, labels_used=True)
+    """A report judged on ``metrics``: realised ones, or estimated_* when so named."""
+    estimated = any(key.startswith("estimated_") for key in metrics)
+    estimate = {"reliable": True, "reliability_note": "no drift"}
+    if estimated:
+        estimate |= {"estimated_n_fraud": 50.0, **metrics}
+    realised = None if estimated else {"n_fraud": 50, **metrics}
+    return WindowReport(parts[drift], parts[prediction], estimate, realised)
+
+
+BASELINE = {"average_precision": 0.8, "n_fraud": 50}
 
 
 def test_quiet_window_fires_nothing(parts) -> None:
     alert = evaluate_alerts(
-        _report(parts, "quiet", "steady", average_precision=0.78),
-        baseline_metrics={"average_precision": 0.8},
+        _report(parts, "quiet", "steady", average_precision=0.78), baseline_metrics=BASELINE
     )
     assert alert.rules_fired == ()
     assert not alert.retraining_recommended
@@ -444,16 +624,40 @@ def test_performance_drop_is_relative_to_the_baseline(
 ) -> None:
     alert = evaluate_alerts(
         _report(parts, "quiet", "steady", estimated_average_precision=window_value),
-        baseline_metrics={"average_precision": 0.8},
+        baseline_metrics=BASELINE,
         tolerance=0.1,
     )
     assert alert.performance_drop is dropped
     assert alert.retraining_recommended is dropped
     assert alert.details["baseline_value"] == 0.8
+    assert alert.details["window_n"] == 50.0  # estimated_n_fraud: the frauds it rests on
+
+
+def test_performance_drop_must_be_more_than_noise(parts) -> None:
+    # A 31 % drop of average precision: noise on 10 frauds a side (z = 1.2), a collapse on
+    # 500 (z = 8.7). The relative tolerance alone would fire on both.
+    def alert(n_fraud: int) -> MonitoringAlert:
+        report = _report(parts, "quiet", "steady", average_precision=0.55)
+        report.realised["n_fraud"] = n_fraud
+        baseline = {"average_precision": 0.8, "n_fraud": n_fraud}
+        return evaluate_alerts(report, baseline_metrics=baseline, tolerance=0.25)
+
+    few, many = alert(10), alert(500)
+    assert few.details["relative_drop"] == many.details["relative_drop"] > 0.25
+    assert not few.performance_drop and few.details["drop_p_value"] > 0.05
+    assert many.performance_drop and many.details["drop_p_value"] < 1e-6
+    precision = _report(parts, "quiet", "steady", fraud_precision=0.5)
+    precision.realised["n_alerts"] = 40
+    numbers = evaluate_alerts(
+        precision,
+        baseline_metrics={"fraud_precision": 0.9, "n_alerts": 60},
+        metric="fraud_precision",
+    ).details
+    assert (numbers["window_n"], numbers["baseline_n"]) == (40, 60)  # precision rests on alerts
 
 
 def test_registry_degradation_counts_as_a_performance_drop(parts) -> None:
-    report = _report(parts, "quiet", "steady")
+    report = _report(parts, "quiet", "steady", average_precision=0.8)
     alert = evaluate_alerts(report, degradation=SimpleNamespace(degraded=True))
     assert alert.rules_fired == ("registry_degradation",)
     assert alert.performance_drop and alert.retraining_recommended
@@ -467,9 +671,13 @@ def test_alert_settings_are_checked(parts) -> None:
     with pytest.raises(ConfigurationError, match="'precision' is not among the window"):
         evaluate_alerts(report, baseline_metrics={"precision": 0.8}, metric="precision")
     with pytest.raises(DataValidationError, match="positive baseline"):
-        evaluate_alerts(report, baseline_metrics={"average_precision": 0.0})
+        evaluate_alerts(report, baseline_metrics={"average_precision": 0.0, "n_fraud": 50})
+    with pytest.raises(DataValidationError, match="baseline metrics lack 'n_fraud'"):
+        evaluate_alerts(report, baseline_metrics={"average_precision": 0.8})
     with pytest.raises(ConfigurationError, match="tolerance"):
         evaluate_alerts(report, tolerance=-0.1)
+    with pytest.raises(ConfigurationError, match="alpha"):
+        evaluate_alerts(report, baseline_metrics=BASELINE, alpha=0.0)
 
 
 def test_summarise_alerts() -> None:

@@ -177,3 +177,31 @@ def test_reliability_diagram_shows_expected_and_actual_counts(labelled) -> None:
     plt.close(figure)
     with pytest.raises(DataValidationError, match="both legitimate"):
         plots.plot_reliability_diagram([0, 0, 0], [0.1, 0.2, 0.3])
+
+
+def test_estimate_against_realised_marks_unreliable_windows() -> None:
+    frame = pd.DataFrame(
+        {
+            "window": [0, 1, 2, 3],
+            "average_precision": [0.8, 0.7, np.nan, np.nan],  # the newest are unlabelled
+            "estimated_average_precision": [0.75, 0.72, 0.74, 0.5],
+            "estimated_average_precision_lower": [0.65, 0.62, 0.64, 0.4],
+            "estimated_average_precision_upper": [0.85, 0.82, 0.84, 0.6],
+            "estimate_reliable": [1, 1, 1, 0],
+        }
+    )
+    figure = plots.plot_estimate_against_realised(frame, onset=3)
+    ax = figure.axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == [
+        "estimate interval", "estimated", "realised", "estimate unreliable", "drift onset"
+    ]  # fmt: skip
+    realised = next(line for line in ax.get_lines() if line.get_label() == "realised")
+    assert list(realised.get_ydata()[:2]) == [0.8, 0.7]
+    crosses = next(c for c in ax.collections if c.get_label() == "estimate unreliable")
+    assert crosses.get_offsets().tolist() == [[3.0, 0.5]]
+    plt.close(figure)
+    with pytest.raises(DataValidationError, match="estimated_average_precision_lower"):
+        plots.plot_estimate_against_realised(
+            frame.drop(columns="estimated_average_precision_lower")
+        )
