@@ -58,6 +58,7 @@ from fraudkit.metrics import evaluate
 from fraudkit.models import MODEL_TYPES, choose_threshold, predict_scores, train_model
 from fraudkit.monitoring import (
     DriftReport,
+    WindowReport,
     detect_drift,
     detect_prediction_drift,
     evaluate_alerts,
@@ -245,8 +246,9 @@ def monitored(split: DataSplit, model_type: str, setup: str = "new") -> Monitore
     return Monitored(model, threshold, baseline, reference, predict_scores(model, reference))
 
 
-def _alert_flags(watched: Monitored, window: pd.DataFrame, drift: DriftReport) -> dict[str, bool]:
-    report = monitor_window(
+def watch(watched: Monitored, window: pd.DataFrame, drift: DriftReport | None) -> WindowReport:
+    """``monitor_window`` of one window for a monitored model (``drift`` reused if given)."""
+    return monitor_window(
         watched.model,
         watched.reference,
         window,
@@ -254,6 +256,10 @@ def _alert_flags(watched: Monitored, window: pd.DataFrame, drift: DriftReport) -
         reference_scores=watched.reference_scores,
         drift=drift,
     )
+
+
+def _alert_flags(watched: Monitored, window: pd.DataFrame, drift: DriftReport) -> dict[str, bool]:
+    report = watch(watched, window, drift)
     alert = evaluate_alerts(report, baseline_metrics=watched.baseline, tolerance=TOLERANCE)
     return {
         **{rule: getattr(alert, rule) for rule in RULES},

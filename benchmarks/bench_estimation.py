@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from bench_drift import FRAUD_RATE, WINDOW_ROWS, Monitored, monitored, recipe_split
+from bench_drift import FRAUD_RATE, WINDOW_ROWS, Monitored, monitored, recipe_split, watch
 from sklearn.isotonic import IsotonicRegression
 
 from fraudkit.data import LABEL_COLUMN, Drift, TransactionSimulator
 from fraudkit.exceptions import SmallSampleWarning
 from fraudkit.models import predict_scores
-from fraudkit.monitoring import DriftReport, WindowReport, monitor_window
+from fraudkit.monitoring import WindowReport
 
 MODEL_TYPE = "hist_gradient_boosting"
 METRICS = ("average_precision", "fraud_precision", "fraud_recall")
@@ -68,17 +68,6 @@ def _recalibrated(watched: Monitored) -> Monitored:
     model = Recalibrated(watched.model, calibration)
     reference_scores = predict_scores(model, watched.reference)
     return Monitored(model, watched.threshold, {}, watched.reference, reference_scores)
-
-
-def _watch(watched: Monitored, window: pd.DataFrame, drift: DriftReport | None) -> WindowReport:
-    return monitor_window(
-        watched.model,
-        watched.reference,
-        window,
-        threshold=watched.threshold,
-        reference_scores=watched.reference_scores,
-        drift=drift,
-    )
 
 
 def _record(report: WindowReport, setup: str, condition: str) -> dict[str, Any]:
@@ -123,10 +112,10 @@ def run(n_undrifted: int, n_new_pattern: int, n_drifted: int) -> None:
     records = []
     for condition, drift in conditions:
         window = simulator.sample(WINDOW_ROWS, drift=drift)
-        report = _watch(watched, window, None)
+        report = watch(watched, window, None)
         records.append(_record(report, "recipe, seed 0", condition))
         if condition == "none":
-            checked = _watch(diagnosis, window, report.drift)
+            checked = watch(diagnosis, window, report.drift)
             records.append(_record(checked, "seed 0, map fitted on 1M rows", condition))
     per_seed = max(1, n_undrifted // len(OTHER_SEEDS))
     new_pattern = Drift.scenario("new_fraud_pattern")
@@ -135,7 +124,7 @@ def run(n_undrifted: int, n_new_pattern: int, n_drifted: int) -> None:
         seed_conditions = [("none", None)] * per_seed
         seed_conditions += [("new_fraud_pattern", new_pattern)] * (n_new_pattern // 4 or 1)
         for condition, drift in seed_conditions:
-            report = _watch(other, simulator.sample(WINDOW_ROWS, drift=drift), None)
+            report = watch(other, simulator.sample(WINDOW_ROWS, drift=drift), None)
             records.append(_record(report, "recipe, seeds 2-5", condition))
     records = pd.DataFrame(records)
 
