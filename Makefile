@@ -7,48 +7,71 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Jupyter refuses to start as root unless told; containers often run as root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # HistGradientBoosting's OpenMP threads spin-wait by default, which makes fits 5-10x slower
 # on a busy 2-core machine; passive waiting costs nothing when the machine is idle.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test lint format bench ui lab clean
+.PHONY: help install system-packages demo unit test lint format bench ui lab clean
 
-install: $(STAMP)
+help:  ## list the verbs
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## create .venv, install fraudkit with its dev tools and its Jupyter kernel
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# The kernel `fraudkit` lives inside .venv, so a user-level `python3` kernelspec without
+# fraudkit cannot take over the notebooks the runner executes.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name fraudkit --display-name "Python (fraudkit)"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-demo: $(STAMP)
+system-packages:  ## apt-install PostgreSQL and Chromium when missing (the server and browser tests)
+	@$(PYTHON) tests/support/system_packages.py
+
+demo: $(STAMP)  ## run the quick pipeline and write reports/index.html
 	$(VENV)/bin/fraudkit pipeline --quick
 	@echo "Report: file://$(CURDIR)/reports/index.html"
 
-test: $(STAMP)
+unit: $(STAMP)  ## the fast tests: no server, notebook or browser
+	$(PY) -m pytest -m "not server and not notebook and not browser" $(PYTEST_ARGS)
+
+test: system-packages $(STAMP)  ## every test (installs the system packages first)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+# Every check runs, even after one fails, so one `make lint` shows all there is to fix.
+# pyright reads its settings ([tool.pyright], basic mode on fraudkit/) from pyproject.toml;
+# lint-imports keeps no cache in the checkout; --keep-id keeps the notebooks' named cell ids
+# (nbstripout would renumber them) so only outputs and execution counts count as dirt.
+LINT_CHECKS := "ruff check ." "ruff format --check ." "lint-imports --no-cache" "pyright" \
+	"nbstripout --keep-id --verify notebooks/*.ipynb"
 
-format: $(STAMP)
+lint: $(STAMP)  ## ruff, import contracts, pyright on fraudkit/, notebooks without outputs
+	@status=0; for check in $(LINT_CHECKS); do \
+		echo "== $$check"; $(VENV)/bin/$$check || status=1; \
+	done; exit $$status
+
+format: $(STAMP)  ## fix what ruff can fix and format the code
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP)
+bench: $(STAMP)  ## run the benchmarks (ratios against plain MLflow)
 	@for script in benchmarks/bench_*.py; do \
 		echo "== $$script"; $(PY) $$script || exit 1; \
 	done
 
-ui: $(STAMP)
+ui: $(STAMP)  ## the MLflow UI on the kit's tracking store
 	$(VENV)/bin/fraudkit ui --host $(HOST) --port $(PORT)
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ip $(HOST) --notebook-dir notebooks
+lab: $(STAMP)  ## JupyterLab on notebooks/ with the fraudkit kernel
+	$(VENV)/bin/jupyter lab --ip $(HOST) --notebook-dir notebooks $(ALLOW_ROOT)
 
-clean:
+clean:  ## remove generated reports
 	rm -rf reports/*.html reports/*.ipynb reports/runs

@@ -49,8 +49,8 @@ from scipy import stats
 from scipy.special import expit
 from sklearn.metrics import average_precision_score
 
-from fraudkit.abtest import SequentialABTest, compare_scores
-from fraudkit.sequential import DEFAULT_MIXING_SD
+from fraudkit.abtest import compare_scores
+from fraudkit.sequential import DEFAULT_MIXING_SD, SequentialABTest
 
 FRAUD_RATE = 0.01
 SIGNAL = 3.0

@@ -151,6 +151,7 @@ def main() -> int:
     from mlflow import MlflowClient
 
     from fraudkit import dashboard
+    from fraudkit.dashboard import fastpath
 
     build_time, (uri, ids) = _timed(lambda: _build_store(home, n_runs))
     experiment_ids = list(ids.values())
@@ -158,7 +159,7 @@ def main() -> int:
     client = MlflowClient(uri)
     client.search_experiments()  # open the store once so neither side pays for it
     print(f"store: {n_runs} runs built in {build_time:.1f} s ({uri})")
-    assert dashboard._sql_engine(uri) is not None, "fast path unavailable on the bench store"
+    assert fastpath.sql_engine(uri) is not None, "fast path unavailable on the bench store"
 
     results = []
 

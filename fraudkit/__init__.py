@@ -1,14 +1,51 @@
-"""fraudkit: a notebook-centred research kit for credit-card fraud detection on MLflow."""
+"""fraudkit: a notebook-centred research kit for credit-card fraud detection on MLflow.
+
+Public names load lazily, on first access, so that importing a science module
+(``fraudkit.data``, ``fraudkit.metrics``, ...) never pulls in MLflow. Type checkers and
+IDEs see them through the ``TYPE_CHECKING`` imports below.
+"""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from fraudkit.abtest import compare_scores, run_ab_test
+    from fraudkit.config import DEFAULT_MODEL_NAME, MLFLOW_EXPERIMENTS, ExperimentType
+    from fraudkit.data import data_fingerprint, load_transactions, time_split, time_windows
+    from fraudkit.drift import detect_drift, detect_prediction_drift
+    from fraudkit.estimation import estimate_performance
+    from fraudkit.exceptions import (
+        ConfigurationError,
+        DataValidationError,
+        FraudkitError,
+        ModelError,
+        NotebookExecutionError,
+        NotebookParameterError,
+        PromotionRefused,
+        RegistryError,
+        SmallSampleWarning,
+        TrackingError,
+        TrackingUnavailableError,
+    )
+    from fraudkit.metrics import calibration_metrics, evaluate
+    from fraudkit.models import build_model, choose_threshold, predict_scores, train_model
+    from fraudkit.monitoring import evaluate_alerts, monitor_window
+    from fraudkit.notebooks import run_notebook, run_pipeline
+    from fraudkit.online import compare_online
+    from fraudkit.reports import build_report_index
+    from fraudkit.sequential import SequentialABTest
+    from fraudkit.simulate import Drift, TransactionSimulator, bayes_ceiling
+    from fraudkit.tracking import MlflowManager, mlflow_manager
 
-# Public name -> module that defines it. Resolved on first access so that importing a
-# pure science module (fraudkit.data, fraudkit.metrics, ...) never pulls in MLflow.
+try:
+    __version__ = version("fraudkit")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+# Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
     "FraudkitError": "exceptions",
     "ConfigurationError": "exceptions",
@@ -26,10 +63,12 @@ _EXPORTS: dict[str, str] = {
     "DEFAULT_MODEL_NAME": "config",
     "MlflowManager": "tracking",
     "mlflow_manager": "tracking",
-    "TransactionSimulator": "data",
-    "Drift": "data",
+    "TransactionSimulator": "simulate",
+    "Drift": "simulate",
+    "bayes_ceiling": "simulate",
     "load_transactions": "data",
     "time_split": "data",
+    "time_windows": "data",
     "data_fingerprint": "data",
     "build_model": "models",
     "train_model": "models",
@@ -39,18 +78,62 @@ _EXPORTS: dict[str, str] = {
     "calibration_metrics": "metrics",
     "compare_scores": "abtest",
     "run_ab_test": "abtest",
-    "compare_online": "abtest",
+    "compare_online": "online",
     "SequentialABTest": "sequential",
-    "detect_drift": "monitoring",
+    "detect_drift": "drift",
+    "detect_prediction_drift": "drift",
+    "estimate_performance": "estimation",
     "monitor_window": "monitoring",
-    "estimate_performance": "monitoring",
     "evaluate_alerts": "monitoring",
     "run_notebook": "notebooks",
     "run_pipeline": "notebooks",
-    "build_report_index": "notebooks",
+    "build_report_index": "reports",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "MLFLOW_EXPERIMENTS",
+    "ConfigurationError",
+    "DataValidationError",
+    "Drift",
+    "ExperimentType",
+    "FraudkitError",
+    "MlflowManager",
+    "ModelError",
+    "NotebookExecutionError",
+    "NotebookParameterError",
+    "PromotionRefused",
+    "RegistryError",
+    "SequentialABTest",
+    "SmallSampleWarning",
+    "TrackingError",
+    "TrackingUnavailableError",
+    "TransactionSimulator",
+    "__version__",
+    "bayes_ceiling",
+    "build_model",
+    "build_report_index",
+    "calibration_metrics",
+    "choose_threshold",
+    "compare_online",
+    "compare_scores",
+    "data_fingerprint",
+    "detect_drift",
+    "detect_prediction_drift",
+    "estimate_performance",
+    "evaluate",
+    "evaluate_alerts",
+    "load_transactions",
+    "mlflow_manager",
+    "monitor_window",
+    "predict_scores",
+    "run_ab_test",
+    "run_notebook",
+    "run_pipeline",
+    "time_split",
+    "time_windows",
+    "train_model",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,3 +1,8 @@
+"""``python -m fraudkit``: the fraudkit command line."""
+
 from fraudkit.cli import main
 
-main()
+__all__: list[str] = []
+
+if __name__ == "__main__":
+    main()

@@ -1,15 +1,11 @@
-"""A/B comparison of two fraud models.
+"""Paired (offline) A/B comparison of two fraud models on the same labelled transactions.
 
-Offline (paired): both models score the same labelled transactions. The difference in
-the chosen metric (B − A) gets a paired, class-stratified bootstrap confidence interval
-and a paired permutation p-value; McNemar's exact test (Dietterich 1998) on the two
-models' decisions at their operating thresholds is reported alongside.
-
-Online (traffic split): each transaction is served by one arm only, so the arms are
-independent samples. The caught-fraud rate (recall) is compared with an anytime-valid
-sequential test (:mod:`fraudkit.sequential`), which may be looked at every day and stopped
-at the first winner, and with Fisher's exact test, valid for a single look at a horizon
-fixed in advance; the fraud amount caught per transaction is compared with Welch's t-test.
+Both models score the same transactions. The difference in the chosen metric (B − A) gets
+a paired, class-stratified bootstrap confidence interval and a paired permutation p-value;
+McNemar's exact test (Dietterich 1998) on the two models' decisions at their operating
+thresholds is reported alongside. The traffic-split (online) test, where each transaction
+is served by one arm only, is :mod:`fraudkit.online`; it shares this module's result base
+and helpers.
 
 Resampling is vectorised over chunks of resamples, with no scikit-learn call per
 resample. Average precision and ROC AUC need, for each fraud, only the number of frauds
@@ -17,50 +13,40 @@ and of legitimate transactions scoring at or above (and strictly above) its scor
 score is therefore placed once on the grid of fraud scores; a resample, which only
 changes which transactions count (bootstrap) or which model's score each one contributes
 (permutation), is then a ``bincount`` over grid slots and a cumulative sum.
+
+Models are passed fitted (scikit-learn or pyfunc-like). A registered model is loaded
+first, in the MLflow layer (``fraudkit.registry.load_model(uri)``): this module, like
+every science module, never imports MLflow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar
 
-from fraudkit.data import AMOUNT_COLUMN, LABEL_COLUMN
-from fraudkit.exceptions import ConfigurationError, DataValidationError, ModelError
-from fraudkit.metrics import validate_amounts, validate_labels_and_scores
+from fraudkit.data import LABEL_COLUMN, require_columns
+from fraudkit.exceptions import ConfigurationError, DataValidationError
+from fraudkit.metrics import prefix_errors, validate_labels_and_scores
 from fraudkit.models import predict_scores
-from fraudkit.sequential import (
-    DEFAULT_MIXING_SD,
-    FLAGGED_COLUMN,
-    SequentialABTest,
-    SequentialLook,
-    read_outcomes,
-)
 
 __all__ = [
-    "FLAGGED_COLUMN",
     "METRICS",
-    "ONLINE_COLUMNS",
     "ABTestResult",
-    "OnlineABResult",
-    "SequentialABTest",
-    "SequentialLook",
-    "assign_traffic",
-    "compare_online",
+    "ComparisonResult",
+    "check_thresholds",
     "compare_scores",
+    "declare_winner",
+    "model_scores",
     "run_ab_test",
-    "run_online_ab_test",
 ]
 
 METRICS: tuple[str, ...] = ("average_precision", "roc_auc", "recall")
-ONLINE_COLUMNS: tuple[str, ...] = (LABEL_COLUMN, AMOUNT_COLUMN, FLAGGED_COLUMN)
-_MODEL_URI_SCHEMES = ("models:/", "runs:/")
 # Cells (resamples x transactions) per chunk: enough to amortise numpy's per-call overhead
 # on small samples, few enough that a chunk's arrays (a few MB) stay in cache-friendly sizes.
 _CHUNK_CELLS = 500_000
@@ -71,19 +57,23 @@ _TIE_TOLERANCE = 1e-12
 # --------------------------------------------------------------------------- results
 
 
-class _Result:
-    """Dict views of the frozen result dataclasses; ``result["winner"]`` works as in the seed."""
+class ComparisonResult:
+    """Base of the A/B results: dict views of a frozen dataclass.
+
+    ``result["winner"]`` works as in the seed; :class:`ABTestResult` and
+    :class:`fraudkit.online.OnlineABResult` derive from it.
+    """
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as plain Python values, the seed's keys first."""
-        return asdict(self)
+        return asdict(self)  # type: ignore[arg-type]  # every subclass is a dataclass
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
 
 
 @dataclass(frozen=True)
-class ABTestResult(_Result):
+class ABTestResult(ComparisonResult):
     """Outcome of a paired comparison of model A and model B on the same transactions.
 
     ``winner`` is declared by the permutation test on ``metric`` (``p_value``);
@@ -119,51 +109,6 @@ class ABTestResult(_Result):
         return np.array(
             [[self.both_correct, self.only_a_correct], [self.only_b_correct, self.both_wrong]]
         )
-
-
-@dataclass(frozen=True)
-class OnlineABResult(_Result):
-    """Outcome of a traffic-split A/B test; each arm saw different transactions.
-
-    ``winner`` is declared on the caught-fraud rate (recall) by the test named in
-    ``decided_by``, whose p-value is ``p_value``: ``"sequential"`` (the anytime-valid
-    mixture SPRT, valid however often the test is looked at) or ``"fisher"`` (Fisher's
-    exact test, valid for one look at a horizon fixed in advance). Both p-values are
-    always reported (``sequential_p_value``, ``fisher_p_value``) with the sequential
-    test's statistic (``likelihood_ratio``, a winner when above ``1 / alpha``) and its
-    confidence sequence for ``recall_b - recall_a`` (``recall_ci_low``,
-    ``recall_ci_high``: covers the true difference at every look with probability at
-    least ``1 - alpha``). The amount test (Welch, fixed horizon) and alert rates are
-    reported alongside and decide nothing.
-    """
-
-    winner: str | None
-    improvement: float
-    p_value: float
-    statistical_significance: bool
-    n_a: int
-    n_b: int
-    n_fraud_a: int
-    n_fraud_b: int
-    caught_a: int
-    caught_b: int
-    recall_a: float
-    recall_b: float
-    recall_difference: float
-    amount_caught_per_transaction_a: float
-    amount_caught_per_transaction_b: float
-    amount_difference: float
-    amount_p_value: float
-    alert_rate_a: float
-    alert_rate_b: float
-    alpha: float
-    decided_by: str
-    fisher_p_value: float
-    sequential_p_value: float
-    likelihood_ratio: float
-    recall_ci_low: float
-    recall_ci_high: float
-    mixing_sd: float
 
 
 # ------------------------------------------------------------------ resampling engine
@@ -221,6 +166,7 @@ class _PairedScores:
         """Metric per row; ``own`` holds each counted fraud's slot (its decision for recall)."""
         if self.metric == "recall":
             return own.mean(axis=1)
+        assert fraud_tails is not None and legit_tails is not None  # ranking metrics pass both
         legit_ge = np.take_along_axis(legit_tails, own, axis=1)
         if self.metric == "roc_auc":
             # Mann-Whitney: legitimate transactions below each fraud, ties counting half.
@@ -309,22 +255,13 @@ def _differences(
 # -------------------------------------------------------------------- validation
 
 
-@contextmanager
-def _named(name: str) -> Iterator[None]:
-    """Prefix validation errors with the argument they concern."""
-    try:
-        yield
-    except DataValidationError as error:
-        raise DataValidationError(f"{name}: {error}") from None
-
-
 def _paired_inputs(
     y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels as int 0/1 and an (n, 2) array of finite scores, or DataValidationError."""
     columns = []
     for name, scores in (("scores_a", scores_a), ("scores_b", scores_b)):
-        with _named(name):
+        with prefix_errors(name):
             y, column = validate_labels_and_scores(y_true, scores)
         columns.append(column)
     if np.unique(y).size < 2:
@@ -339,7 +276,8 @@ def _paired_inputs(
 def _check_settings(metric: str, alpha: float, n_resamples: int) -> None:
     if metric not in METRICS:
         raise ConfigurationError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    _check_alpha(alpha)
+    if not 0 < alpha < 1:
+        raise ConfigurationError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
     if not isinstance(n_resamples, int | np.integer) or n_resamples < 1 / alpha:
         # A permutation p-value is at least 1 / (n_resamples + 1).
         raise ConfigurationError(
@@ -348,12 +286,24 @@ def _check_settings(metric: str, alpha: float, n_resamples: int) -> None:
         )
 
 
-def _check_alpha(alpha: float) -> None:
-    if not 0 < alpha < 1:
-        raise ConfigurationError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+def check_thresholds(threshold_a: float, threshold_b: float) -> np.ndarray:
+    """Both models' alert thresholds as a float array, checked finite.
 
+    Parameters
+    ----------
+    threshold_a, threshold_b : float
+        Operating thresholds of model A and model B (``score >= threshold`` alerts).
 
-def _thresholds(threshold_a: float, threshold_b: float) -> np.ndarray:
+    Returns
+    -------
+    numpy.ndarray of float, shape (2,)
+        ``[threshold_a, threshold_b]``.
+
+    Raises
+    ------
+    ConfigurationError
+        When a threshold is not a finite number.
+    """
     thresholds = np.array([threshold_a, threshold_b], dtype=float)
     if not np.isfinite(thresholds).all():
         raise ConfigurationError(
@@ -367,7 +317,7 @@ def _thresholds(threshold_a: float, threshold_b: float) -> np.ndarray:
 
 
 def _mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[dict[str, int], float]:
-    """Agreement table of correct decisions and McNemar's exact p-value.
+    """Agreement table of correct decisions and McNemar's exact p-value (statsmodels).
 
     Only the discordant pairs carry information: under the null each is equally likely to
     favour A or B, so their split is Binomial(b + c, 1/2) (two-sided, capped at 1).
@@ -378,13 +328,32 @@ def _mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[dict[str, in
         "only_b_correct": int(np.sum(~correct_a & correct_b)),
         "both_wrong": int(np.sum(~correct_a & ~correct_b)),
     }
-    only_a, only_b = table["only_a_correct"], table["only_b_correct"]
-    p_value = min(1.0, 2 * float(stats.binom.cdf(min(only_a, only_b), only_a + only_b, 0.5)))
-    return table, p_value
+    counts = [
+        [table["both_correct"], table["only_a_correct"]],
+        [table["only_b_correct"], table["both_wrong"]],
+    ]
+    # statsmodels returns a Bunch whose attributes type checkers cannot see.
+    result: Any = mcnemar(counts, exact=True)
+    return table, float(result.pvalue)
 
 
-def _winner(value_a: float, value_b: float, significant: bool) -> tuple[str | None, float]:
-    """Winner (when significant) and its relative improvement over the loser (else B over A)."""
+def declare_winner(value_a: float, value_b: float, significant: bool) -> tuple[str | None, float]:
+    """The winner of a comparison and its relative improvement.
+
+    Parameters
+    ----------
+    value_a, value_b : float
+        The compared metric of model A and model B (higher is better).
+    significant : bool
+        Whether the test found the difference significant.
+
+    Returns
+    -------
+    tuple of (str or None, float)
+        ``"A"`` or ``"B"`` (the higher value) when significant, else None; and the
+        relative improvement of the winner over the loser (with no winner, of B over A),
+        NaN when the base is 0.
+    """
     winner = ("B" if value_b > value_a else "A") if significant else None
     best, other = (value_a, value_b) if winner == "A" else (value_b, value_a)
     return winner, (best - other) / other if other else float("nan")
@@ -460,7 +429,7 @@ def compare_scores(
     """
     _check_settings(metric, alpha, n_resamples)
     y, scores = _paired_inputs(y_true, scores_a, scores_b)
-    thresholds = _thresholds(threshold_a, threshold_b)
+    thresholds = check_thresholds(threshold_a, threshold_b)
     paired = _PairedScores(y, scores, metric, thresholds)
     rng = np.random.default_rng(random_state)
     value_a, value_b = paired.observed()
@@ -473,7 +442,7 @@ def compare_scores(
     correct = (scores >= thresholds) == (y == 1)[:, None]
     table, mcnemar_p_value = _mcnemar(correct[:, 0], correct[:, 1])
     significant = p_value < alpha
-    winner, improvement = _winner(float(value_a), float(value_b), significant)
+    winner, improvement = declare_winner(float(value_a), float(value_b), significant)
     return ABTestResult(
         winner=winner,
         improvement=improvement,
@@ -496,52 +465,36 @@ def compare_scores(
     )
 
 
-def _load(uri: str) -> Any:
-    """Load an MLflow model from a ``models:/`` or ``runs:/`` URI as a pyfunc model."""
-    if not uri.startswith(_MODEL_URI_SCHEMES):
+def model_scores(model: Any, data: pd.DataFrame) -> np.ndarray:
+    """Fraud scores of a fitted model on ``data``, refusing a model URI.
+
+    Parameters
+    ----------
+    model : object
+        A fitted scikit-learn model or pyfunc-like object (anything
+        :func:`fraudkit.models.predict_scores` accepts).
+    data : pandas.DataFrame
+        Transactions in the Kaggle schema.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+        Fraud scores.
+
+    Raises
+    ------
+    ConfigurationError
+        When ``model`` is a string (a URI or path): the science layer loads no models.
+    ModelError
+        When the model cannot score the data.
+    """
+    if isinstance(model, str):
+        # Loading by URI needs MLflow, which the science modules never import.
         raise ConfigurationError(
-            f"model {uri!r} is not a model URI; pass a fitted model or a URI starting "
-            f"with {' or '.join(_MODEL_URI_SCHEMES)} (e.g. models:/credit_card_fraud_detector"
-            "@production)"
+            f"model {model!r} is a string, not a fitted model; load it first with "
+            f"fraudkit.registry.load_model({model!r}) and pass the loaded model"
         )
-    # Imported here, not at module level: science modules stay importable (and fast)
-    # without MLflow; only callers that pass a URI need it.
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-    from skops.io.exceptions import UntrustedTypesFoundException
-
-    try:
-        return mlflow.pyfunc.load_model(uri)
-    except MlflowException as error:
-        raise ModelError(
-            f"could not load model {uri!r}: {error.message.rstrip('.')}; check the name, version "
-            "or alias (`fraudkit dashboard registry` lists them)"
-        ) from error
-    except UntrustedTypesFoundException as error:
-        # The model file holds types its MLmodel does not trust: changed after logging.
-        raise ModelError(
-            f"refusing to load model {uri!r}: {str(error).rstrip('.')}; its file holds types "
-            "it was not logged with, so re-log the model with "
-            "mlflow_manager.log_model_with_metadata"
-        ) from error
-
-
-def _scores(model: Any, data: pd.DataFrame) -> np.ndarray:
-    """Fraud scores of ``model`` (a fitted model, pyfunc model or model URI) on ``data``."""
-    return predict_scores(_load(model) if isinstance(model, str) else model, data)
-
-
-def _frame(data: pd.DataFrame, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
-    """``data`` if it is a frame with ``columns``, else DataValidationError."""
-    if not isinstance(data, pd.DataFrame):
-        raise DataValidationError(f"{name} must be a DataFrame, got {type(data).__name__}")
-    missing = [column for column in columns if column not in data.columns]
-    if missing:
-        raise DataValidationError(
-            f"{name} lacks columns {missing}; it needs {list(columns)} "
-            "(labelled transactions in the Kaggle creditcard.csv schema)"
-        )
-    return data
+    return predict_scores(model, data)
 
 
 def run_ab_test(model_a: Any, model_b: Any, test_data: pd.DataFrame, **kwargs: Any) -> ABTestResult:
@@ -549,10 +502,10 @@ def run_ab_test(model_a: Any, model_b: Any, test_data: pd.DataFrame, **kwargs: A
 
     Parameters
     ----------
-    model_a, model_b : object or str
-        Fitted scikit-learn models, pyfunc-like objects (anything
-        :func:`fraudkit.models.predict_scores` accepts) or MLflow model URIs
-        (``models:/name@alias``, ``runs:/<run_id>/model``), loaded with MLflow on demand.
+    model_a, model_b : object
+        Fitted scikit-learn models or pyfunc-like objects (anything
+        :func:`fraudkit.models.predict_scores` accepts). Load a registered model first
+        with ``fraudkit.registry.load_model("models:/name@alias")``.
     test_data : pandas.DataFrame
         Labelled transactions in the Kaggle schema (with ``Class``).
     **kwargs
@@ -569,251 +522,14 @@ def run_ab_test(model_a: Any, model_b: Any, test_data: pd.DataFrame, **kwargs: A
     DataValidationError
         When ``test_data`` has no ``Class`` column, or as :func:`compare_scores`.
     ConfigurationError
-        When a string model is not a ``models:/`` or ``runs:/`` URI, or as
-        :func:`compare_scores`.
+        When a model is a string (a URI: load it first), or as :func:`compare_scores`.
     ModelError
-        When a model cannot be loaded or scored.
+        When a model cannot score the data.
     """
-    data = _frame(test_data, "test_data", (LABEL_COLUMN,))
+    data = require_columns(test_data, "test_data", (LABEL_COLUMN,))
     return compare_scores(
-        data[LABEL_COLUMN].to_numpy(), _scores(model_a, data), _scores(model_b, data), **kwargs
-    )
-
-
-# ------------------------------------------------------------------- online A/B
-
-
-def assign_traffic(
-    n: int, split: float = 0.5, random_state: int | np.random.Generator | None = None
-) -> np.ndarray:
-    """Randomly route ``n`` transactions to arm B (True) or arm A (False).
-
-    Parameters
-    ----------
-    n : int
-        Number of transactions.
-    split : float, default 0.5
-        Probability that a transaction goes to arm B.
-    random_state : int, numpy.random.Generator or None
-        Seed of the assignment.
-
-    Returns
-    -------
-    numpy.ndarray of bool, shape (n,)
-        True where the transaction is served by model B.
-
-    Raises
-    ------
-    ConfigurationError
-        When ``split`` is not strictly between 0 and 1.
-    """
-    if not 0 < split < 1:
-        raise ConfigurationError(
-            f"split must lie strictly between 0 and 1 (share of traffic sent to B), got {split!r}"
-        )
-    return np.random.default_rng(random_state).random(n) < split
-
-
-def _arm(outcomes: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fraud flags, alerts and amount caught per transaction of one arm."""
-    _frame(outcomes, name, ONLINE_COLUMNS)
-    fraud, flagged = read_outcomes(outcomes, name)
-    with _named(name):
-        amount = validate_amounts(outcomes[AMOUNT_COLUMN], fraud.size)
-    if not fraud.any():
-        raise DataValidationError(
-            f"{name} holds no fraud, so its caught-fraud rate is undefined; run the test "
-            "on more traffic"
-        )
-    return fraud, flagged, np.where(fraud & flagged, amount, 0.0)
-
-
-def compare_online(
-    outcomes_a: pd.DataFrame,
-    outcomes_b: pd.DataFrame,
-    *,
-    alpha: float = 0.05,
-    sequential: bool = True,
-    mixing_sd: float = DEFAULT_MIXING_SD,
-) -> OnlineABResult:
-    """Compare the two arms of a traffic-split test (independent samples).
-
-    The caught-fraud rate (recall: caught frauds / frauds in the arm) is compared by two
-    tests, and ``sequential`` chooses which one declares the winner:
-
-    * ``sequential=True`` (default): the anytime-valid mixture SPRT of
-      :class:`fraudkit.sequential.SequentialABTest`, on the cumulative counts. Its
-      guarantee holds however often the results are looked at: calling this function
-      every day on the data so far and stopping at the first winner declares a false
-      winner with probability at most ``alpha`` (up to a normal approximation, see
-      :mod:`fraudkit.sequential`). Use it whenever the test may be (or has
-      been) looked at before its planned end, which is the normal case online.
-    * ``sequential=False``: Fisher's exact test, valid with few frauds but only for one
-      look at a sample size fixed in advance; looked at daily for 30 days and stopped at
-      the first ``p < alpha``, it declares a false winner several times more often than
-      ``alpha`` (``benchmarks/bench_abtest.py``). In exchange it has more power at that
-      single look.
-
-    Both p-values and the sequential test's confidence sequence are reported either way.
-    Called once per look, the sequential p-value here is ``1 / likelihood_ratio`` at this
-    look, which is valid on its own; :class:`~fraudkit.sequential.SequentialABTest`
-    additionally carries the running minimum and the running intersection of intervals
-    across looks, so its verdict never flips back once a winner is declared.
-
-    The fraud amount caught per transaction (the loss each arm prevents) is compared with
-    Welch's t-test (fixed horizon, reported only); the alert rates (review workload) are
-    reported too, since a lower threshold buys recall with alerts.
-
-    Parameters
-    ----------
-    outcomes_a, outcomes_b : pandas.DataFrame
-        One row per transaction served by the arm, with ``Class`` (0/1), ``Amount`` and
-        ``flagged`` (the arm's decision, bool or 0/1).
-    alpha : float, default 0.05
-        Significance level of both tests; the confidence sequence has coverage
-        ``1 - alpha``.
-    sequential : bool, default True
-        Whether the anytime-valid test declares the winner (True) or Fisher's exact test
-        (False, only for a single pre-planned look).
-    mixing_sd : float, default 0.1
-        Mixing standard deviation of the sequential test, in recall units; see
-        :class:`~fraudkit.sequential.SequentialABTest`.
-
-    Returns
-    -------
-    OnlineABResult
-        Per-arm counts and rates, ``winner`` ("A", "B" or None), ``p_value`` of the
-        deciding test (named in ``decided_by``), ``improvement`` (relative change in
-        recall of the winner over the loser, or of B over A),
-        ``statistical_significance``, both recall p-values, the likelihood ratio, the
-        confidence sequence and the amount test.
-
-    Raises
-    ------
-    DataValidationError
-        When a column is missing or invalid, or an arm saw no fraud.
-    ConfigurationError
-        When ``alpha`` is not in (0, 1), ``mixing_sd`` not in (0, 1] or ``sequential``
-        not a bool.
-    """
-    _check_alpha(alpha)
-    if not isinstance(sequential, bool | np.bool_):
-        raise ConfigurationError(
-            f"sequential must be True or False, got {sequential!r}; pass True when the "
-            "results may be looked at more than once"
-        )
-    sequential_test = SequentialABTest(alpha=alpha, mixing_sd=mixing_sd)
-    (fraud_a, flagged_a, amount_a), (fraud_b, flagged_b, amount_b) = (
-        _arm(outcomes_a, "outcomes_a"),
-        _arm(outcomes_b, "outcomes_b"),
-    )
-    caught_a, caught_b = int(np.sum(fraud_a & flagged_a)), int(np.sum(fraud_b & flagged_b))
-    n_fraud_a, n_fraud_b = int(fraud_a.sum()), int(fraud_b.sum())
-    recall_a, recall_b = caught_a / n_fraud_a, caught_b / n_fraud_b
-    fisher_p_value = float(
-        stats.fisher_exact([[caught_a, n_fraud_a - caught_a], [caught_b, n_fraud_b - caught_b]])[1]
-    )
-    look = sequential_test.update_counts(n_fraud_a, caught_a, n_fraud_b, caught_b)
-    p_value = look.p_value if sequential else fisher_p_value
-    amount_p_value = float(stats.ttest_ind(amount_a, amount_b, equal_var=False).pvalue)
-    significant = p_value < alpha
-    winner, improvement = _winner(recall_a, recall_b, significant)
-    return OnlineABResult(
-        winner=winner,
-        improvement=improvement,
-        p_value=p_value,
-        statistical_significance=significant,
-        n_a=int(fraud_a.size),
-        n_b=int(fraud_b.size),
-        n_fraud_a=n_fraud_a,
-        n_fraud_b=n_fraud_b,
-        caught_a=caught_a,
-        caught_b=caught_b,
-        recall_a=recall_a,
-        recall_b=recall_b,
-        recall_difference=recall_b - recall_a,
-        amount_caught_per_transaction_a=float(amount_a.mean()),
-        amount_caught_per_transaction_b=float(amount_b.mean()),
-        amount_difference=float(amount_b.mean() - amount_a.mean()),
-        # Welch's statistic is undefined when both arms caught identical constant amounts.
-        amount_p_value=1.0 if np.isnan(amount_p_value) else amount_p_value,
-        alert_rate_a=float(flagged_a.mean()),
-        alert_rate_b=float(flagged_b.mean()),
-        alpha=float(alpha),
-        decided_by="sequential" if sequential else "fisher",
-        fisher_p_value=fisher_p_value,
-        sequential_p_value=look.p_value,
-        likelihood_ratio=look.likelihood_ratio,
-        recall_ci_low=look.ci_low,
-        recall_ci_high=look.ci_high,
-        mixing_sd=sequential_test.mixing_sd,
-    )
-
-
-def _served(model: Any, data: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Outcome rows of the transactions one arm served."""
-    return pd.DataFrame(
-        {
-            LABEL_COLUMN: data[LABEL_COLUMN].to_numpy(),
-            AMOUNT_COLUMN: data[AMOUNT_COLUMN].to_numpy(),
-            FLAGGED_COLUMN: _scores(model, data) >= threshold,
-        }
-    )
-
-
-def run_online_ab_test(
-    model_a: Any,
-    model_b: Any,
-    test_data: pd.DataFrame,
-    *,
-    split: float = 0.5,
-    threshold_a: float = 0.5,
-    threshold_b: float = 0.5,
-    alpha: float = 0.05,
-    sequential: bool = True,
-    mixing_sd: float = DEFAULT_MIXING_SD,
-    random_state: int | np.random.Generator | None = None,
-) -> OnlineABResult:
-    """Simulate a traffic split: each model decides only the transactions routed to it.
-
-    Parameters
-    ----------
-    model_a, model_b : object or str
-        As :func:`run_ab_test`.
-    test_data : pandas.DataFrame
-        Labelled transactions in the Kaggle schema (with ``Class`` and ``Amount``).
-    split : float, default 0.5
-        Share of traffic routed to model B.
-    threshold_a, threshold_b : float, default 0.5
-        Each arm's alert threshold (``score >= threshold``).
-    alpha : float, default 0.05
-        Significance level.
-    sequential, mixing_sd
-        Which test declares the winner, and the sequential test's tuning; as
-        :func:`compare_online`.
-    random_state : int, numpy.random.Generator or None
-        Seed of the traffic assignment.
-
-    Returns
-    -------
-    OnlineABResult
-        As :func:`compare_online`.
-
-    Raises
-    ------
-    DataValidationError
-        When ``test_data`` lacks ``Class`` or ``Amount``, or an arm receives no fraud.
-    ConfigurationError
-        When ``split``, ``alpha``, ``sequential``, ``mixing_sd`` or a threshold is invalid,
-        or a string model is not a model URI.
-    """
-    data = _frame(test_data, "test_data", (LABEL_COLUMN, AMOUNT_COLUMN))
-    threshold_a, threshold_b = _thresholds(threshold_a, threshold_b)
-    to_b = assign_traffic(len(data), split, random_state)
-    return compare_online(
-        _served(model_a, data[~to_b], threshold_a),
-        _served(model_b, data[to_b], threshold_b),
-        alpha=alpha,
-        sequential=sequential,
-        mixing_sd=mixing_sd,
+        data[LABEL_COLUMN].to_numpy(),
+        model_scores(model_a, data),
+        model_scores(model_b, data),
+        **kwargs,
     )

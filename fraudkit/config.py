@@ -31,6 +31,30 @@ from urllib.parse import unquote, urlparse
 
 from fraudkit.exceptions import ConfigurationError
 
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "ENV_HOME",
+    "ENV_NOTEBOOK",
+    "ENV_NOTEBOOKS_DIR",
+    "ENV_PIPELINE_ID",
+    "ENV_TRACKING_URI",
+    "HTTP_DEFAULTS",
+    "MLFLOW_EXPERIMENTS",
+    "STAGE_ALIASES",
+    "TAG_PREFIX",
+    "ExperimentType",
+    "apply_http_defaults",
+    "artifact_root",
+    "fraudkit_home",
+    "is_remote",
+    "notebooks_dir",
+    "redact_secrets",
+    "redact_uri",
+    "reports_dir",
+    "stage_to_alias",
+    "tracking_uri",
+]
+
 MLFLOW_EXPERIMENTS: dict[str, str] = {
     "training": "credit_card_fraud_detection",
     "ab_testing": "credit_card_fraud_ab_testing",

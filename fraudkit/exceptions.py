@@ -6,6 +6,20 @@ what is wrong and how to fix it; the CLI maps them to exit codes without traceba
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigurationError",
+    "DataValidationError",
+    "FraudkitError",
+    "ModelError",
+    "NotebookExecutionError",
+    "NotebookParameterError",
+    "PromotionRefused",
+    "RegistryError",
+    "SmallSampleWarning",
+    "TrackingError",
+    "TrackingUnavailableError",
+]
+
 
 class FraudkitError(Exception):
     """Base class of every error fraudkit raises on purpose."""

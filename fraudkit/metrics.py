@@ -14,7 +14,8 @@ rather than an exception, so that a quiet monitoring window still yields a row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -28,20 +29,28 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from fraudkit.exceptions import DataValidationError
+from fraudkit.exceptions import ConfigurationError, DataValidationError
 
 __all__ = [
     "DEFAULT_THRESHOLD",
     "MIN_FRAUDS",
+    "MIN_ROWS",
+    "as_scores",
     "calibration_metrics",
     "card_precision_at_k",
+    "check_base_rate",
+    "check_fraction",
     "evaluate",
     "expected_cost",
     "few_frauds_message",
+    "prefix_errors",
     "recall_at_precision",
     "validate_amounts",
     "validate_labels_and_scores",
 ]
+
+# The fewest scores a two-sample test or an estimate is run on.
+MIN_ROWS = 30
 
 DEFAULT_THRESHOLD = 0.5
 # Fewest frauds an evaluation should rest on. With n frauds, AUPRC and recall have a
@@ -69,6 +78,29 @@ def _as_float(name: str, values: ArrayLike) -> np.ndarray:
         raise DataValidationError(f"{name} must be numeric: {error}") from None
     _reject_rows(name, array, ~np.isfinite(array), "be finite")
     return array
+
+
+@contextmanager
+def prefix_errors(name: str) -> Iterator[None]:
+    """Prefix the message of a DataValidationError raised inside with ``name``.
+
+    The validators name their inputs generically (``scores``, ``amount``); a caller that
+    validates several arguments says which one failed.
+
+    Parameters
+    ----------
+    name : str
+        Name of the argument being validated, e.g. ``"scores_a"``.
+
+    Examples
+    --------
+    >>> with prefix_errors("scores_a"):  # doctest: +SKIP
+    ...     validate_labels_and_scores(y, scores_a)
+    """
+    try:
+        yield
+    except DataValidationError as error:
+        raise DataValidationError(f"{name}: {error}") from None
 
 
 def validate_labels_and_scores(
@@ -129,6 +161,102 @@ def validate_amounts(amount: ArrayLike, n: int) -> np.ndarray:
     numpy.ndarray of float, shape (n,)
     """
     return _aligned("amount", amount, n)
+
+
+def check_fraction(name: str, value: float, *, closed: bool = False) -> None:
+    """Check that a rate or level lies in (0, 1), or in [0, 1] when ``closed``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the message.
+    value : float
+        The value to check.
+    closed : bool, default False
+        Whether 0 and 1 are allowed.
+
+    Raises
+    ------
+    ConfigurationError
+        When ``value`` lies outside.
+    """
+    inside = 0.0 <= value <= 1.0 if closed else 0.0 < value < 1.0
+    if not inside:
+        bounds = "[0, 1]" if closed else "(0, 1)"
+        raise ConfigurationError(f"{name} must lie in {bounds}, got {value!r}")
+
+
+def as_scores(name: str, values: ArrayLike, *, probabilities: bool = False) -> np.ndarray:
+    """Return model scores as a 1-D float array, checked.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    values : array-like
+        At least :data:`MIN_ROWS` finite scores.
+    probabilities : bool, default False
+        Whether the scores must also lie in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    DataValidationError
+        When the values are not numeric, too few, not finite or (``probabilities``)
+        outside [0, 1].
+    """
+    try:
+        scores = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError) as error:
+        raise DataValidationError(f"{name} must be numeric scores: {error}") from None
+    if scores.size < MIN_ROWS:
+        raise DataValidationError(
+            f"{name} has {scores.size} scores but at least {MIN_ROWS} are needed; "
+            "use a longer window"
+        )
+    bad = ~np.isfinite(scores)
+    if probabilities:
+        bad |= (scores < 0) | (scores > 1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        requirement = "probabilities in [0, 1]" if probabilities else "finite"
+        raise DataValidationError(
+            f"{name} must be {requirement}; row {row} is {scores[row]!r} "
+            f"({int(bad.sum())} bad rows)"
+        )
+    return scores
+
+
+def check_base_rate(base_rate: tuple[int, int]) -> float:
+    """Return the fraud rate of a labelled history given as ``(frauds, rows)``.
+
+    Parameters
+    ----------
+    base_rate : tuple of (int, int)
+        The fraud count and the number of rows of the history.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    DataValidationError
+        Unless ``0 <= frauds <= rows`` and ``rows > 0``.
+    """
+    try:
+        frauds, rows = (int(v) for v in base_rate)
+    except (TypeError, ValueError):
+        frauds, rows = -1, 0
+    if not 0 <= frauds <= rows or rows <= 0:
+        raise DataValidationError(
+            f"base_rate must be (frauds, rows) with 0 <= frauds <= rows and rows > 0, got "
+            f"{base_rate!r}; pass the fraud count and size of the labelled history"
+        )
+    return frauds / rows
 
 
 def _single_class(y: np.ndarray) -> bool:
@@ -388,7 +516,12 @@ def evaluate(
     alerts = s >= threshold
     single = _single_class(y)
     precision, recall, f1, _ = precision_recall_fscore_support(
-        y, alerts.astype(int), average="binary", pos_label=1, zero_division=0
+        y,
+        alerts.astype(int),
+        average="binary",
+        pos_label=1,
+        # scikit-learn annotates zero_division as str, yet documents and accepts 0.
+        zero_division=0,  # pyright: ignore[reportArgumentType]
     )
     result: dict[str, float] = {
         "accuracy": float(accuracy_score(y, alerts.astype(int))),

@@ -1,4 +1,4 @@
-"""Model factory, training, scoring, threshold choice and feature importances.
+"""Model factory, training, calibration, scoring and threshold choice.
 
 Every model is a scikit-learn :class:`~sklearn.pipeline.Pipeline` with three named steps:
 
@@ -43,7 +43,6 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
-from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import (
@@ -52,7 +51,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from fraudkit.data import AMOUNT_COLUMN, FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN, V_COLUMNS
+from fraudkit.data import AMOUNT_COLUMN, LABEL_COLUMN, TIME_COLUMN, V_COLUMNS
 from fraudkit.exceptions import DataValidationError, ModelError, SmallSampleWarning
 from fraudkit.metrics import few_frauds_message, validate_amounts, validate_labels_and_scores
 
@@ -67,7 +66,7 @@ __all__ = [
     "base_model",
     "build_model",
     "choose_threshold",
-    "feature_importances",
+    "class_labels",
     "predict_scores",
     "train_model",
 ]
@@ -225,8 +224,28 @@ def _input_columns(features: ColumnTransformer) -> list[str]:
     return [c for _, _, columns in features.transformers for c in columns]
 
 
-def _labels(df: pd.DataFrame, what: str, *, both_classes: bool = True) -> np.ndarray:
-    """The ``Class`` column as int 0/1 (both classes present), or DataValidationError."""
+def class_labels(df: pd.DataFrame, what: str, *, both_classes: bool = True) -> np.ndarray:
+    """The ``Class`` column of ``df`` as int 0/1.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Labelled transactions.
+    what : str
+        How error messages name ``df`` (e.g. ``"training frame"``).
+    both_classes : bool, default True
+        Whether both classes must be present.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    DataValidationError
+        Without a ``Class`` column, with labels other than 0/1, or with one class only
+        when ``both_classes``.
+    """
     if LABEL_COLUMN not in df.columns:
         raise DataValidationError(
             f"{what} has no {LABEL_COLUMN!r} column; pass labelled transactions "
@@ -333,8 +352,8 @@ def train_model(
             "share of the latest training rows held out to calibrate on"
         )
     model = build_model(model_type, **params)
-    columns = _input_columns(model["features"])
-    _labels(train_df, "training frame")
+    columns = _input_columns(model.named_steps["features"])
+    class_labels(train_df, "training frame")
     _check_features(train_df, columns, "training frame")
     fit_df, calibrate_df = train_df, None
     if calibration != "none":
@@ -345,10 +364,10 @@ def train_model(
         else:
             calibrate_df = calibration_df
             _check_features(calibrate_df, columns, "calibration frame")
-    model.fit(fit_df, _labels(fit_df, "training frame (without its calibration slice)"))
+    model.fit(fit_df, class_labels(fit_df, "training frame (without its calibration slice)"))
     if calibrate_df is None:
         return model
-    y_calibrate = _calibration_labels(calibrate_df)
+    y_calibrate = _calibrationclass_labels(calibrate_df)
     if y_calibrate is None:
         return model
     # cv=2: with a frozen estimator the folds only gather its predictions (nothing is
@@ -357,19 +376,19 @@ def train_model(
     return calibrated.fit(calibrate_df, y_calibrate)
 
 
-def _calibration_labels(calibrate_df: pd.DataFrame) -> np.ndarray | None:
+def _calibrationclass_labels(calibrate_df: pd.DataFrame) -> np.ndarray | None:
     """Labels of the calibration frame, or None (with a warning) when too few are fraud."""
     if LABEL_COLUMN not in calibrate_df.columns:
         raise DataValidationError(
             f"calibration frame has no {LABEL_COLUMN!r} column; calibrate on labelled "
             "transactions later than the training data"
         )
-    y = _labels(calibrate_df, "calibration frame", both_classes=False)
+    y = class_labels(calibrate_df, "calibration frame", both_classes=False)
     n_fraud = int(y.sum())
     if n_fraud < MIN_CALIBRATION_FRAUDS:
+        few = few_frauds_message(n_fraud, y.size, "the calibration slice", MIN_CALIBRATION_FRAUDS)
         warnings.warn(
-            few_frauds_message(n_fraud, y.size, "the calibration slice", MIN_CALIBRATION_FRAUDS)
-            + "; the model is returned uncalibrated, so its scores are not probabilities",
+            f"{few}; the model is returned uncalibrated, so its scores are not probabilities",
             SmallSampleWarning,
             stacklevel=3,
         )
@@ -391,7 +410,8 @@ def base_model(model: Any) -> Any:
         The :class:`~sklearn.pipeline.Pipeline` that ranks the transactions.
     """
     if isinstance(model, CalibratedClassifierCV) and hasattr(model, "calibrated_classifiers_"):
-        inner = model.calibrated_classifiers_[0].estimator
+        calibrated: Any = model.calibrated_classifiers_
+        inner = calibrated[0].estimator
         return inner.estimator if isinstance(inner, FrozenEstimator) else inner
     return model
 
@@ -453,7 +473,8 @@ def _signature_columns(model: Any, features: pd.DataFrame) -> pd.DataFrame:
     # call (transactions carry `Time`, which orders them but is no feature): pass only the
     # signature's columns. Missing ones are left for MLflow's own schema error to name.
     metadata = getattr(model, "metadata", None)
-    schema = metadata.get_input_schema() if hasattr(metadata, "get_input_schema") else None
+    get_input_schema = getattr(metadata, "get_input_schema", None)
+    schema = get_input_schema() if get_input_schema is not None else None
     if schema is None or not schema.has_input_names():
         return features
     names = schema.input_names()
@@ -585,7 +606,7 @@ def choose_threshold(
     points = _operating_points(y, s, amounts, review_cost)
     note = None
     if rule == "cost":
-        best = points.loc[points["expected_cost"].idxmin()]
+        best = points.iloc[int(np.argmin(points["expected_cost"].to_numpy()))]
     else:
         reached = points[points[rule] >= target]
         if reached.empty:
@@ -612,104 +633,3 @@ def choose_threshold(
         fallback=note is not None,
         note=note,
     )
-
-
-def _feature_blocks(model: Any) -> list[tuple[str, list[str], int]] | None:
-    """(name, input columns, output width) of each block of a fitted ``features`` step.
-
-    None for models that are not fraudkit pipelines.
-    """
-    features = getattr(model, "named_steps", {}).get("features")
-    if not isinstance(features, ColumnTransformer) or not hasattr(features, "output_indices_"):
-        return None
-    widths = {name: s.stop - s.start for name, s in features.output_indices_.items()}
-    return [
-        (name, list(cols), widths[name]) for name, _, cols in features.transformers_ if widths[name]
-    ]
-
-
-def _native_importances(model: Any) -> pd.Series | None:
-    classifier = model[-1] if isinstance(model, Pipeline) else model
-    if hasattr(classifier, "feature_importances_"):
-        values = np.asarray(classifier.feature_importances_)
-    elif hasattr(classifier, "coef_"):
-        values = np.abs(np.asarray(classifier.coef_)).ravel()
-    else:
-        return None
-    blocks = _feature_blocks(model)
-    if blocks is None:
-        names = getattr(classifier, "feature_names_in_", None)
-        return None if names is None else pd.Series(values, index=list(names))
-    # One-to-one blocks name outputs by column; the hour's sin and cos by the block name.
-    labels = [
-        label
-        for name, columns, width in blocks
-        for label in (columns if width == len(columns) else [name] * width)
-    ]
-    return pd.Series(values, index=labels).groupby(level=0, sort=False).sum()
-
-
-def _permutation_importances(
-    model: Any, df: pd.DataFrame, n_repeats: int, random_state: int
-) -> pd.Series:
-    y = _labels(df, "importance frame")
-    blocks = _feature_blocks(model)
-    if blocks is None:
-        columns = [c for c in FEATURE_COLUMNS if c in df.columns]
-        labels = columns
-    else:
-        columns = [column for _, block_columns, _ in blocks for column in block_columns]
-        labels = [
-            column if width == len(block_columns) else name
-            for name, block_columns, width in blocks
-            for column in block_columns
-        ]
-    result = permutation_importance(
-        model,
-        df[columns],
-        y,
-        scoring="average_precision",
-        n_repeats=n_repeats,
-        random_state=random_state,
-    )
-    return pd.Series(result.importances_mean, index=labels)
-
-
-def feature_importances(
-    model: Any, df: pd.DataFrame, *, n_repeats: int = 5, random_state: int = 0
-) -> pd.Series:
-    """Importance of each input feature, most important first.
-
-    Random forests report their impurity importances, logistic regression the absolute
-    coefficients (comparable because features are scaled; with ``scaling_method="none"``
-    they are not), and other models (gradient boosting included) the mean drop in
-    average precision when the feature is permuted in ``df``. The hour's sin and cos
-    are reported together as ``"hour"``.
-
-    Parameters
-    ----------
-    model : sklearn.pipeline.Pipeline or estimator
-        A fitted model, usually from :func:`train_model`.
-    df : pandas.DataFrame
-        Labelled transactions for permutation importance (validation data, ideally a few
-        tens of thousands of rows: each repeat re-scores the frame once per feature).
-        Unused for native importances.
-    n_repeats : int, default 5
-        Permutations per feature.
-    random_state : int, default 0
-        Seed of the permutations.
-
-    Returns
-    -------
-    pandas.Series
-        Importance indexed by feature name, sorted in descending order.
-    """
-    # The calibration map is monotone: the ranking, and so every importance, is the
-    # pipeline's.
-    pipeline = base_model(model)
-    importances = _native_importances(pipeline)
-    if importances is None:
-        importances = _permutation_importances(pipeline, df, n_repeats, random_state)
-    importances.name = "importance"
-    importances.index.name = "feature"
-    return importances.sort_values(ascending=False, kind="stable")

@@ -1,45 +1,71 @@
-"""Headless notebook runs: papermill execution, MLflow hand-off, HTML reports, the pipeline.
+"""Headless notebook runs: parameters, papermill execution, the MLflow hand-off, the pipeline.
 
-:func:`run_notebook` creates the MLflow run first, executes the notebook with papermill
-passing ``mlflow_run_id`` (the notebook resumes that run), renders the executed notebook to
-HTML with nbconvert, logs both as artifacts of the run and sets the run's final status,
-FAILED included: no run is left RUNNING (unless the tracking server is unreachable by then,
-which the error says), and a failed notebook still leaves its partial executed notebook and
-report.
+:func:`run_notebook` checks the parameters against the notebook's ``parameters`` cell,
+creates the MLflow run and logs the parameters as its params, executes the notebook with
+papermill on the kit's own Jupyter kernel (``fraudkit``) passing ``mlflow_run_id`` (the
+notebook resumes that run), has :mod:`fraudkit.reports` render the executed notebook to
+HTML, logs both as artifacts of the run and sets the run's final status, FAILED included:
+no run is left RUNNING (unless the tracking server is unreachable by then, which the error
+says), and a failed notebook still leaves its partial executed notebook and report.
 
-Files land in ``<FRAUDKIT_HOME>/reports/runs/<run name>/``: ``notebook.ipynb``,
-``report.html`` without code, ``notebook.html`` with code, ``figures/`` (the folder name gets
-``-2``, ``-3``... when runs started in the same second share a name);
-:func:`build_report_index` writes ``reports/index.html`` linking them.
+Files land in ``<FRAUDKIT_HOME>/reports/runs/<run name>/`` (the folder name gets ``-2``,
+``-3``... when runs started in the same second share a name). :func:`run_pipeline` runs
+the notebooks in order and rebuilds ``reports/index.html``.
 """
 
 from __future__ import annotations
 
 import ast
-import base64
 import contextlib
-import itertools
 import logging
 import os
 import shutil
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from fraudkit import config
+from fraudkit import config, reports
 from fraudkit.config import TAG_PREFIX, ExperimentType
-from fraudkit.exceptions import (
-    ConfigurationError,
-    NotebookExecutionError,
-    NotebookParameterError,
-    TrackingError,
-)
+from fraudkit.exceptions import ConfigurationError, NotebookExecutionError, NotebookParameterError
+from fraudkit.reports import ERROR_TAG, FAILED_CELL_TAG, KEY_METRICS, REPORT_DIR_TAG
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from traitlets.config import Config
+
+__all__ = [
+    "KERNEL_DISPLAY_NAME",
+    "KERNEL_NAME",
+    "NOTEBOOKS",
+    "PIPELINE_ORDER",
+    "PIPELINE_PARAMETERS",
+    "QUICK_PARAMETERS",
+    "NotebookRun",
+    "PipelineResult",
+    "available_notebooks",
+    "kernel_install_command",
+    "load_pipeline_config",
+    "log_parameters",
+    "notebook_parameters",
+    "notebook_path",
+    "parameter_values",
+    "run_notebook",
+    "run_pipeline",
+    "validate_parameters",
+]
+
+# The kit's own Jupyter kernel (`make install` registers it inside the virtualenv): a
+# user-level `python3` kernelspec pointing at a Python without fraudkit cannot take over.
+KERNEL_NAME = "fraudkit"
+KERNEL_DISPLAY_NAME = "Python (fraudkit)"
 
 NOTEBOOKS: dict[str, str] = {
     "training": "01_training.ipynb",
@@ -69,21 +95,6 @@ QUICK_PARAMETERS: dict[str, dict[str, Any]] = {
     "monitoring": {"n_windows": 6, "window_size": 20_000, "drift_start": 3, "label_delay": 1},
     "retraining": {"n_transactions": 60_000},
 }
-KEY_METRICS = (
-    "p_value",
-    "improvement",
-    "share_drifted",
-    "retraining_recommended",
-    "promoted",
-    "average_precision",
-    "roc_auc",
-    "fraud_recall",
-    "fraud_precision",
-    "bayes_average_precision",
-)
-_FAILED_CELL_TAG = f"{TAG_PREFIX}failed_cell"
-_ERROR_TAG = f"{TAG_PREFIX}error"
-_REPORT_TAG = f"{TAG_PREFIX}report_dir"
 _PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -200,11 +211,8 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
 def _accepts(type_name: str, value: Any) -> bool:
     alternatives = [t.strip() for t in type_name.replace("Optional[", "").rstrip("]").split("|")]
     known = [t for t in alternatives if t in _TYPE_CHECKS]
-    if (
-        type_name == "None" or not known
-    ):  # untyped or exotic annotation: papermill cannot tell, so neither can we
-        return True
-    return any(_TYPE_CHECKS[t](value) for t in known)
+    # Untyped or exotic annotation: papermill cannot tell, so neither can we.
+    return type_name == "None" or not known or any(_TYPE_CHECKS[t](value) for t in known)
 
 
 def _coerce(value: Any) -> Any:
@@ -254,6 +262,55 @@ def validate_parameters(name: str, parameters: Mapping[str, Any] | None) -> dict
     return checked
 
 
+def _default_value(source: str | None) -> Any:
+    # Defaults are literals in the kit's notebooks; anything else is recorded as written.
+    if source is None:
+        return None
+    try:
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return source
+
+
+def parameter_values(name: str, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the values notebook ``name`` runs with: its defaults, overridden by ``parameters``.
+
+    These are what the runner logs as the params of the run it creates (``mlflow_run_id``
+    left out), so no notebook lists its parameters again.
+
+    Raises
+    ------
+    NotebookParameterError
+        As :func:`validate_parameters`.
+    """
+    declared = notebook_parameters(name)
+    values = {k: _default_value(spec["default"]) for k, spec in declared.items()}
+    values.update(validate_parameters(name, parameters))
+    values.pop("mlflow_run_id", None)
+    return values
+
+
+def log_parameters(name: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """Log notebook ``name``'s parameters on the active run, as the runner does headless.
+
+    A notebook calls it once, after starting its run, with ``globals()``: run
+    interactively (``mlflow_run_id`` is None) its parameter values become the run's params;
+    run by :func:`run_notebook`, the runner has logged them already and nothing is logged.
+
+    Returns
+    -------
+    dict
+        The notebook's parameters and their values, ``mlflow_run_id`` left out.
+    """
+    from fraudkit.tracking import mlflow_manager
+
+    declared = notebook_parameters(name)
+    values = {k: namespace[k] for k in declared if k != "mlflow_run_id" and k in namespace}
+    if namespace.get("mlflow_run_id") is None:
+        mlflow_manager.log_params(values)
+    return values
+
+
 # -- execution -----------------------------------------------------------------------------
 
 
@@ -271,6 +328,13 @@ logging.getLogger("papermill").addFilter(_KnownParameterFilter())
 def _kernel_environment(values: Mapping[str, str]) -> Iterator[None]:
     # The kernel is a child process and inherits os.environ; pin the store, home and run
     # context there so the notebook writes where the runner reads.
+    values = dict(values)
+    # Artifact-download progress bars, and tqdm's "IProgress not found" hint (raised by
+    # `import mlflow` in a kernel without ipywidgets, with a local path), would be frozen
+    # into every report as stderr.
+    values[_PROGRESS_BAR_ENV] = os.environ.get(_PROGRESS_BAR_ENV, "false")
+    quiet = [os.environ.get("PYTHONWARNINGS", ""), "ignore:IProgress not found"]
+    values["PYTHONWARNINGS"] = ",".join(filter(None, quiet))
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -283,157 +347,58 @@ def _kernel_environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-# Reports are read offline and by people outside the team: JupyterLab's template would
-# fetch require.js, MathJax and Mermaid from a CDN (console errors without a network, and a
-# request to a third party). fraudkit's notebooks use none of them, so the blocks are empty.
-_REPORT_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-"""
-
-
-def render_html(executed: Path, destination: Path, *, hide_input: bool) -> Path:
-    """Render an executed notebook to a self-contained HTML file.
-
-    Images are embedded and no script is loaded from the network, so the file reads the
-    same from disk, from an MLflow artifact view or in a mail attachment.
-    """
-    import jinja2
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(
-        template_name="lab",
-        template_file="fraudkit_report.html.j2",
-        extra_loaders=[jinja2.DictLoader({"fraudkit_report.html.j2": _REPORT_TEMPLATE})],
-        exclude_input=hide_input,
-        exclude_input_prompt=hide_input,
-        exclude_output_prompt=hide_input,
+def kernel_install_command() -> str:
+    """Return the command that registers the kit's Jupyter kernel in this Python's prefix."""
+    return (
+        f"{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL_NAME} "
+        f'--display-name "{KERNEL_DISPLAY_NAME}"'
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
-    destination.write_text(body, encoding="utf-8")
-    return destination
 
 
-def _extract_figures(executed: Path, folder: Path, limit: int = 12) -> list[Path]:
-    """Save the PNG outputs of an executed notebook as files (for the report index)."""
-    import nbformat
+def _require_kernel() -> None:
+    """Fail before any run is created when the kit's kernel is not registered."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    notebook = nbformat.read(executed, as_version=4)
-    folder.mkdir(parents=True, exist_ok=True)
-    saved: list[Path] = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            png = output.get("data", {}).get("image/png")
-            if png and len(saved) < limit:
-                path = folder / f"figure_{len(saved) + 1:02d}.png"
-                path.write_bytes(base64.b64decode(png))
-                saved.append(path)
-    return saved
-
-
-def _failure(error: BaseException, executed: Path) -> tuple[int | None, str, str]:
-    """Return (cell index in the saved notebook, one-line error, traceback) of a failure."""
-    from papermill.exceptions import PapermillExecutionError
-
-    cell = _failing_cell(executed)
-    if isinstance(error, PapermillExecutionError):
-        trace = error.traceback
-        trace = "\n".join(trace) if isinstance(trace, list) else str(trace)
-        return cell, f"{error.ename}: {error.evalue}", trace
-    kind = type(error).__name__
-    if "DeadKernel" in kind:
-        died_in = cell if cell is not None else _last_started_cell(executed)
-        return died_in, "the kernel died (killed, out of memory or os._exit)", str(error)
-    if "Timeout" in kind:
-        return cell, f"a cell exceeded the timeout ({error})", str(error)
-    return cell, f"{kind}: {error}", str(error)
-
-
-def _failing_cell(executed: Path) -> int | None:
-    """Index of the failing cell in the saved notebook.
-
-    Located in the file itself rather than taken from papermill's exception, because
-    papermill inserts an error banner cell at the top of the saved notebook.
-    """
-    import nbformat
-
-    if not executed.exists():
-        return None
-    cells = nbformat.read(executed, as_version=4).cells
-    for index, cell in enumerate(cells):
-        meta = cell.get("metadata", {}).get("papermill", {})
-        errored = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
-        if errored or meta.get("exception") or meta.get("status") == "running":
-            return index
-    return None
-
-
-def _new_folder(path: Path) -> Path:
-    """Create and return ``path``, or ``path-2``, ``path-3``... when it already exists.
-
-    Run names have one-second resolution, so notebooks started together share a name;
-    each must still get a folder of its own (mkdir is atomic, across processes too).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in itertools.count(1):
-        folder = path if attempt == 1 else path.with_name(f"{path.name}-{attempt}")
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            continue
-        return folder
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _write_reports(source: Path, executed: Path, run_id: str) -> None:
-    """Render the executed notebook (or the source, if execution never began) to HTML."""
-    folder = executed.parent
     try:
-        if not executed.exists():
-            shutil.copy(source, executed)
-        render_html(executed, folder / "report.html", hide_input=True)
-        render_html(executed, folder / "notebook.html", hide_input=False)
-        _extract_figures(executed, folder / "figures")
-    except OSError as exc:
-        raise TrackingError(
-            f"could not write the report of run {run_id} to {folder} ({exc}); free disk "
-            f"space or make {config.reports_dir()} a writable folder, or set "
-            f"{config.ENV_HOME} to a writable folder"
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel as exc:
+        raise ConfigurationError(
+            f"the Jupyter kernel {KERNEL_NAME!r} the notebooks run on is not installed; run "
+            f"`make install`, or `{kernel_install_command()}`"
         ) from exc
 
 
-def _record_outcome(client: Any, run_id: str, executed: Path, error: BaseException | None) -> None:
+@contextlib.contextmanager
+def _ipc_kernel() -> Iterator[Config]:
+    """Kernel-manager settings for a kernel reached over IPC sockets, not TCP ports.
+
+    No port is opened and ipykernel's "Kernel is running over TCP without encryption"
+    warning goes away. The sockets live in a fresh folder only this user can enter
+    (mkdtemp makes it 0700), not the working directory: kernels started side by side
+    would otherwise share ``kernel-ipc-1``... there.
+    """
+    from traitlets.config import Config
+
+    folder = tempfile.mkdtemp(prefix="fraudkit-kernel-")
+    try:
+        yield Config(KernelManager={"transport": "ipc", "ip": os.path.join(folder, "kernel")})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _record_outcome(
+    client: MlflowClient, run_id: str, executed: Path, error: BaseException | None
+) -> None:
     """Log the report folder as artifacts and tag the run with its folder and failure."""
     folder = executed.parent
     client.log_artifacts(run_id, str(folder), artifact_path="notebook")
-    run_tags = {_REPORT_TAG: folder.relative_to(config.reports_dir()).as_posix()}
+    run_tags = {REPORT_DIR_TAG: folder.relative_to(config.reports_dir()).as_posix()}
     if error is not None:
-        cell, message, trace = _failure(error, executed)
-        run_tags.update({_FAILED_CELL_TAG: str(cell), _ERROR_TAG: message[:5000]})
+        cell, message, trace = reports.describe_failure(error, executed)
+        run_tags.update({FAILED_CELL_TAG: str(cell), ERROR_TAG: message[:5000]})
         client.log_text(run_id, trace, "notebook/error.txt")
     for tag, value in run_tags.items():
         client.set_tag(run_id, tag, value)
-
-
-def _last_started_cell(executed: Path) -> int | None:
-    """Index of the last cell papermill started: where a dead kernel stopped.
-
-    A kernel that dies leaves no error output and papermill marks every cell completed,
-    but only the cells it reached have a start time.
-    """
-    import nbformat
-
-    if not executed.exists():
-        return None
-    cells = nbformat.read(executed, as_version=4).cells
-    started = [
-        i
-        for i, c in enumerate(cells)
-        if c.get("metadata", {}).get("papermill", {}).get("start_time")
-    ]
-    return started[-1] if started else None
 
 
 def run_notebook(
@@ -474,11 +439,13 @@ def run_notebook(
     import papermill
     from mlflow.exceptions import MlflowException
 
-    from fraudkit.tracking import _store_error, mlflow_manager
+    from fraudkit.store import store_error
+    from fraudkit.tracking import mlflow_manager
 
     key = ExperimentType.parse(name).value
     source = notebook_path(key)
     checked = validate_parameters(key, parameters)
+    _require_kernel()
     manager = mlflow_manager
     client = manager.client
     run_name = manager.run_name(key, source.stem)
@@ -493,15 +460,16 @@ def run_notebook(
     try:
         run = client.create_run(manager.experiment_id(key), run_name=run_name, tags=tags)
     except MlflowException as exc:
-        raise _store_error(exc, manager.tracking_uri, what=f"creating a {key} run") from exc
+        raise store_error(exc, manager.tracking_uri, what=f"creating a {key} run") from exc
     run_id = run.info.run_id
     output_dir = config.reports_dir() / "runs" / run_name
     started = time.perf_counter()
     error: BaseException | None = None
     try:
-        output_dir = _new_folder(output_dir)
+        output_dir = reports.new_run_folder(output_dir)
         if checked:
             client.log_dict(run_id, checked, "notebook/parameters.json")
+        manager.log_params(parameter_values(key, checked), run_id=run_id)
         env = {
             config.ENV_HOME: str(config.fraudkit_home()),
             config.ENV_TRACKING_URI: manager.tracking_uri,
@@ -510,20 +478,15 @@ def run_notebook(
         }
         if pipeline_id:
             env[config.ENV_PIPELINE_ID] = pipeline_id
-        # Artifact-download progress bars, and tqdm's "IProgress not found" hint (raised by
-        # `import mlflow` in a kernel without ipywidgets, with a local path), would be
-        # frozen into every report as stderr.
-        env[_PROGRESS_BAR_ENV] = os.environ.get(_PROGRESS_BAR_ENV, "false")
-        quiet = [os.environ.get("PYTHONWARNINGS", ""), "ignore:IProgress not found"]
-        env["PYTHONWARNINGS"] = ",".join(filter(None, quiet))
-        with _kernel_environment(env):
+        with _kernel_environment(env), _ipc_kernel() as kernel_config:
             papermill.execute_notebook(
                 str(source),
                 str(output_dir / "notebook.ipynb"),
                 parameters={**checked, "mlflow_run_id": run_id},
-                kernel_name="python3",
+                kernel_name=KERNEL_NAME,
                 progress_bar=progress,
                 execution_timeout=timeout,
+                config=kernel_config,  # passed on to nbclient, which gives it to the kernel manager
             )
     except BaseException as exc:
         error = exc
@@ -532,7 +495,7 @@ def run_notebook(
     # still terminated below and the first failure is raised after.
     failure: BaseException | None = None
     try:
-        _write_reports(source, executed, run_id)
+        reports.write_run_reports(source, executed, run_id)
         _record_outcome(client, run_id, executed, error)
     except BaseException as exc:
         failure = exc
@@ -544,7 +507,7 @@ def run_notebook(
         outcome = f"left RUNNING (could not mark it {status})"
         failure = failure or exc
     if isinstance(failure, MlflowException):
-        lost = _store_error(failure, manager.tracking_uri, what=f"recording run {run_id}")
+        lost = store_error(failure, manager.tracking_uri, what=f"recording run {run_id}")
         raise type(lost)(
             f"{lost}; run {run_id} {outcome}; the executed notebook is kept at {executed}"
         ) from failure
@@ -553,7 +516,7 @@ def run_notebook(
     if error is not None:
         if isinstance(error, KeyboardInterrupt):
             raise error
-        cell, message, trace = _failure(error, executed)
+        cell, message, trace = reports.describe_failure(error, executed)
         raise NotebookExecutionError(
             key,
             cell_index=cell,
@@ -662,142 +625,5 @@ def run_pipeline(
                 on_start(name)
             runs.append(run_notebook(name, chosen, pipeline_id=pipeline_id, progress=progress))
     finally:
-        index = build_report_index()
+        index = reports.build_report_index()
     return PipelineResult(pipeline_id=pipeline_id, runs=tuple(runs), index=index)
-
-
-# -- report index ----------------------------------------------------------------------------
-
-_INDEX_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>fraudkit reports</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><style>
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2933}
-.muted{color:#616e7c;font-size:.9rem} code{font-size:.85rem}
-table{border-collapse:collapse;width:100%;margin:1rem 0;font-size:.9rem}
-th,td{border-bottom:1px solid #e4e7eb;padding:.4rem .6rem;text-align:left;vertical-align:top}
-th{background:#f5f7fa} .FINISHED{color:#0e7c3a} .FAILED{color:#b42318} .RUNNING{color:#b54708}
-.models{display:flex;gap:1rem;flex-wrap:wrap}
-.card{border:1px solid #e4e7eb;border-radius:8px;padding:.8rem 1rem;min-width:16rem}
-.figs{display:flex;gap:.6rem;flex-wrap:wrap}
-.figs img{max-width:420px;border:1px solid #e4e7eb;border-radius:4px}
-</style></head>
-<body><h1>fraudkit reports</h1>
-<p class="muted">Generated {{ generated }} from <code>{{ store }}</code>.</p>
-<h2>Models</h2><div class="models">
-{% for card in models %}<div class="card"><strong>{{ card.alias }}</strong>:
-{{ card.model }} v{{ card.version }}<br><span class="muted">{{ card.metrics or "no metrics" }}<br>
-run <code>{{ card.run_id }}</code></span></div>
-{% else %}<p class="muted">No model holds the production or staging alias yet.</p>{% endfor %}
-</div>
-<h2>Notebook runs</h2>
-<table><thead><tr><th>type</th><th>run</th><th>status</th><th>started (UTC)</th>
-<th>key metrics</th><th>files</th><th>MLflow run id</th></tr></thead><tbody>
-{% for row in rows %}<tr><td>{{ row.kind }}</td><td>{{ row.name }}</td>
-<td class="{{ row.status }}">{{ row.status }}{% if row.error %}<br><span class="muted">cell
-{{ row.cell }}: {{ row.error }}</span>{% endif %}</td><td>{{ row.started }}</td>
-<td>{{ row.metrics }}</td><td>{% for label, href in row.links %}
-<a href="{{ href }}">{{ label }}</a>{% if not loop.last %} · {% endif %}
-{% else %}—{% endfor %}</td><td><code>{{ row.run_id }}</code></td></tr>
-{% else %}<tr><td colspan="7">No notebook runs yet: run <code>fraudkit pipeline</code>.</td></tr>
-{% endfor %}</tbody></table>
-<h2>Latest figures</h2>
-{% for kind, block in figures.items() %}
-<h3>{{ kind }} <span class="muted">{{ block.name }}</span></h3>
-<div class="figs">{% for src in block.paths %}<a href="{{ src }}"><img src="{{ src }}"
-alt="{{ kind }} figure {{ loop.index }}"></a>{% endfor %}</div>
-{% else %}<p class="muted">No figures yet.</p>{% endfor %}
-</body></html>
-"""
-
-
-def _format_metrics(metrics: Mapping[str, float]) -> str:
-    return ", ".join(f"{k} {metrics[k]:.4f}" for k in KEY_METRICS if k in metrics)
-
-
-def _model_cards(client: Any) -> list[dict[str, Any]]:
-    from fraudkit import registry
-
-    cards = []
-    for model in registry._paged(client.search_registered_models):
-        for alias in ("production", "staging"):
-            holder = registry.get_version_by_alias(client, model.name, alias)
-            if holder is not None:
-                metrics = registry._run_metrics(client, holder.run_id)
-                cards.append(
-                    {
-                        "alias": alias,
-                        "model": model.name,
-                        "version": holder.version,
-                        "run_id": holder.run_id,
-                        "metrics": _format_metrics(metrics),
-                    }
-                )
-    return cards
-
-
-def _index_row(run: Any, base: Path) -> tuple[dict[str, Any], list[str]]:
-    tags = run.data.tags
-    folder = base / tags.get(_REPORT_TAG, f"runs/{run.info.run_name}")
-    files = (("report", "report.html"), ("notebook", "notebook.html"), (".ipynb", "notebook.ipynb"))
-    links = [
-        (label, (folder / f).relative_to(base).as_posix())
-        for label, f in files
-        if (folder / f).exists()
-    ]
-    figures = sorted((folder / "figures").glob("*.png")) if folder.exists() else []
-    started = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
-    row = {
-        "kind": tags.get(f"{TAG_PREFIX}experiment_type", ""),
-        "name": run.info.run_name,
-        "status": run.info.status,
-        "error": (tags.get(_ERROR_TAG) or "")[:200],
-        "cell": tags.get(_FAILED_CELL_TAG, "?"),
-        "started": started.strftime("%Y-%m-%d %H:%M:%S"),
-        "metrics": _format_metrics(run.data.metrics),
-        "links": links,
-        "run_id": run.info.run_id,
-    }
-    return row, [f.relative_to(base).as_posix() for f in figures]
-
-
-def build_report_index(output: str | os.PathLike | None = None) -> Path:
-    """Write ``reports/index.html`` listing every notebook run, newest first.
-
-    The page is static (open it from disk): current production and staging versions at
-    the top, then one row per run with its type, name, status, start time, key metrics,
-    relative links to its HTML report and executed notebook (when the files exist
-    locally) and its MLflow run id, then the figures of the newest run of each notebook.
-    """
-    import jinja2
-
-    from fraudkit import registry
-    from fraudkit.tracking import mlflow_manager
-
-    client = mlflow_manager.client
-    target = Path(output) if output else config.reports_dir() / "index.html"
-    runs = registry._paged(
-        client.search_runs,
-        experiment_ids=list(mlflow_manager.setup_experiments().values()),
-        filter_string=f"tags.`{TAG_PREFIX}notebook` != ''",
-        order_by=["attributes.start_time DESC"],
-    )
-    rows, figures = [], {}
-    for run in runs:
-        row, paths = _index_row(run, target.parent)
-        rows.append(row)
-        if paths and row["kind"] not in figures:
-            figures[row["kind"]] = {"name": row["name"], "paths": paths}
-    page = (
-        jinja2.Environment(autoescape=True)
-        .from_string(_INDEX_TEMPLATE)
-        .render(
-            generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            store=config.redact_uri(mlflow_manager.tracking_uri),
-            models=_model_cards(client),
-            rows=rows,
-            figures=figures,
-        )
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page, encoding="utf-8")
-    return target

@@ -10,6 +10,7 @@ safe under the Agg backend and in any notebook theme.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -50,7 +51,7 @@ _CLASS_NAMES = ("legitimate", "fraud")
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = _FIGSIZE) -> tuple[Figure, Axes]:
     if ax is not None:
-        return ax.figure, ax
+        return cast(Figure, ax.figure), ax
     fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     return fig, ax
 

@@ -1,7 +1,7 @@
 """Sequential (anytime-valid) test of recall in a traffic-split A/B test.
 
 A fixed-horizon test, such as Fisher's exact test in
-:func:`fraudkit.abtest.compare_online`, keeps false winners at ``alpha`` only when it is
+:func:`fraudkit.online.compare_online`, keeps false winners at ``alpha`` only when it is
 run once, at a sample size fixed in advance. A team that looks every day and stops at the
 first significant look runs one test a day and keeps the first success: over 30 daily
 looks its rate of false winners is several times ``alpha``
@@ -52,7 +52,7 @@ import pandas as pd
 
 from fraudkit.data import LABEL_COLUMN
 from fraudkit.exceptions import ConfigurationError, DataValidationError
-from fraudkit.metrics import validate_labels_and_scores
+from fraudkit.metrics import prefix_errors, validate_labels_and_scores
 
 __all__ = [
     "DEFAULT_MIXING_SD",
@@ -153,10 +153,8 @@ def read_outcomes(outcomes: pd.DataFrame, name: str = "outcomes") -> tuple[np.nd
             f"{name} lacks columns {missing}; it needs {LABEL_COLUMN!r} (the label) and "
             f"{FLAGGED_COLUMN!r} (the arm's decision) per transaction"
         )
-    try:
+    with prefix_errors(name):
         y, flagged = validate_labels_and_scores(outcomes[LABEL_COLUMN], outcomes[FLAGGED_COLUMN])
-    except DataValidationError as error:
-        raise DataValidationError(f"{name}: {error}") from None
     if not np.isin(flagged, (0, 1)).all():
         raise DataValidationError(f"{name}: {FLAGGED_COLUMN} must hold only True/False or 1/0")
     return y == 1, flagged == 1

@@ -1,4 +1,4 @@
-"""The MLflow manager: experiments, typed runs, batched logging and model logging.
+"""The MLflow manager: experiments, typed runs, batched logging, models and the registry.
 
 ``mlflow_manager`` is the module-level default most code uses::
 
@@ -13,123 +13,48 @@ called, so a notebook can start it in one cell and end it in a later one with
 :meth:`MlflowManager.end_run`; used as a context manager the run ends ``FINISHED`` on
 normal exit and ``FAILED`` when the block raises (the exception propagates).
 
-Logging policies
-----------------
-* Params are flattened (``{"model": {"depth": 3}}`` -> ``model.depth``) and stringified.
-  A value longer than MLflow's limit (6,000 characters) is truncated with a
-  ``...[truncated]`` marker; the full values are kept in the artifact
-  ``fraudkit/params_full.json`` and the keys listed in the tag
-  ``fraudkit.truncated_params``.
-* Metrics must be real numbers (bools count as 0/1). NaN and infinities are not logged
-  as metric values, because backends disagree on them (the REST API cannot encode
-  infinity); their keys and values go to the tag ``fraudkit.nonfinite_metrics`` and a
-  warning is issued.
-* Everything goes through ``MlflowClient.log_batch`` in chunks within MLflow's limits.
+The manager is the one object notebooks hold. Runs and experiments are its own; the rest
+it delegates, one method to one function, to the module that owns the job:
+:mod:`fraudkit.batch_logging` (params, metrics and tags and their policies),
+:mod:`fraudkit.model_logging` (models, datasets, the monitoring reference),
+:mod:`fraudkit.registry` (aliases, rollback), :mod:`fraudkit.promotion` (gates) and
+:mod:`fraudkit.history` (comparison, history, degradation).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
-import math
 import os
 import re
 import subprocess
-import tempfile
-import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, cast
 
 import mlflow
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.utils.validation import (
-    MAX_METRICS_PER_BATCH,
-    MAX_PARAM_VAL_LENGTH,
-    MAX_PARAMS_TAGS_PER_BATCH,
-    MAX_TAG_VAL_LENGTH,
-)
 
-from fraudkit import config, registry
+from fraudkit import batch_logging, config, history, model_logging, promotion, registry
 from fraudkit.config import DEFAULT_MODEL_NAME, TAG_PREFIX, ExperimentType
-from fraudkit.exceptions import ConfigurationError, FraudkitError, RegistryError, TrackingError
+from fraudkit.exceptions import ConfigurationError, TrackingError
+from fraudkit.store import open_client, retrying, store_error
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     from matplotlib.figure import Figure
+    from mlflow import MlflowClient
     from mlflow.data.dataset import Dataset
-    from mlflow.data.pandas_dataset import PandasDataset
-    from mlflow.entities import Dataset as DatasetEntity
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking.fluent import ActiveRun
     from numpy.typing import ArrayLike
 
-T = TypeVar("T")
+    from fraudkit.history import DegradationResult
 
-TRUNCATION_MARKER = "...[truncated]"
-_RETRYABLE = (
-    "database is locked",
-    "already exists",
-    "unique constraint",
-    "duplicate key",
-    "duplicate column",
-)
-# Rows MLflow's schema inference sees when a dataset is logged (see log_dataset).
-_SCHEMA_SAMPLE_ROWS = 1_000
-# The monitoring reference: transactions (readable alone with load_frame) and the model's
-# scores on them, in a second frame of one column.
-REFERENCE_FRAME = "reference"
-REFERENCE_SCORES = "reference_scores"
-SCORE_COLUMN = "score"
-
-
-def _retrying(action: Callable[[], T], *, attempts: int = 8, first_delay: float = 0.05) -> T:
-    """Run ``action``, retrying with backoff on SQLite lock and create-race errors.
-
-    Two processes initialising one fresh SQLite store, or creating the same experiment,
-    collide; MLflow's busy timeout does not cover schema creation, so we retry a few times.
-    """
-    delay = first_delay
-    for attempt in range(attempts):
-        try:
-            return action()
-        except Exception as exc:
-            text = str(exc).lower()
-            if attempt == attempts - 1 or not any(marker in text for marker in _RETRYABLE):
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-@contextlib.contextmanager
-def _schema_lock(uri: str) -> Iterator[None]:
-    """Serialise first opening of a local SQLite store across processes.
-
-    MLflow creates and migrates the schema when a store is first opened; two processes
-    doing that at once on a fresh file fail (alembic sees the other's half-done migration),
-    and a busy timeout does not help. A file lock next to the database makes them queue.
-    """
-    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
-        yield
-        return
-    import fcntl
-
-    database = Path(uri[len("sqlite:///") :])
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with open(database.with_name(database.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+__all__ = ["MlflowManager", "latest_finished_run", "mlflow_manager"]
 
 
 def _utc_stamp() -> str:
@@ -157,128 +82,6 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, prefix=f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _as_metric_value(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TrackingError(
-            f"metric {key!r} has non-numeric value {value!r}; log text with log_params or "
-            "log_experiment_summary instead"
-        ) from None
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def _scalar(value: Any) -> Any:
-    # numpy scalars (np.float64, np.bool_) behave like their Python counterparts once unwrapped.
-    return value.item() if getattr(value, "ndim", None) == 0 else value
-
-
-def _pip_requirements() -> list[str]:
-    # Explicit pins skip MLflow's requirement inference, which costs ~10 s per model.
-    from importlib.metadata import version
-
-    return [
-        f"{dist}=={version(dist)}" for dist in ("scikit-learn", "skops", "numpy", "pandas", "scipy")
-    ]
-
-
-# fraudkit models are built from scikit-learn, numpy and scipy objects. Any other type in a
-# model (a custom function, os.system) would have to be trusted by skops, and would then
-# run wherever the model is loaded, so such a model is refused rather than logged.
-TRUSTED_TYPE_MODULES = ("sklearn.", "numpy.", "scipy.")
-
-
-def _skops_trusted_types(model: Any) -> list[str]:
-    """The types skops must trust to load ``model``; TrackingError for a model not to log."""
-    import skops.io
-    from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import check_is_fitted
-
-    try:
-        check_is_fitted(model)
-    except (NotFittedError, TypeError) as exc:
-        raise TrackingError(
-            f"model of type {type(model).__name__} is not a fitted scikit-learn estimator "
-            f"({exc}); fit it (fraudkit.models.train_model) before logging it"
-        ) from None
-    found = list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
-    foreign = [name for name in found if not name.startswith(TRUSTED_TYPE_MODULES)]
-    if foreign:
-        raise TrackingError(
-            f"refusing to log a model holding {', '.join(foreign)}: only scikit-learn, numpy "
-            "and scipy types are trusted when it is loaded; build it from scikit-learn parts "
-            "(fraudkit.models.build_model)"
-        )
-    return found
-
-
-def _feature_signature(model: Any, input_example: Any) -> Any:
-    from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types import ColSpec, Schema
-
-    if input_example is not None:
-        return infer_signature(input_example, model.predict_proba(input_example))
-    names = getattr(model, "feature_names_in_", None)
-    if names is None:
-        raise TrackingError(
-            "cannot infer a model signature: pass input_example= (a few feature rows) or "
-            "signature= to log_model_with_metadata"
-        )
-    columns = [ColSpec("double", str(n)) for n in names if str(n) != "Class"]
-    return ModelSignature(inputs=Schema(columns))
-
-
-def _dataset_record(df: pd.DataFrame, name: str) -> PandasDataset:
-    """MLflow's record of ``df`` under ``name``, identified by fraudkit's data fingerprint."""
-    from mlflow.data import from_pandas
-
-    from fraudkit.data import LABEL_COLUMN, data_fingerprint
-
-    targets = LABEL_COLUMN if LABEL_COLUMN in df.columns else None
-    return from_pandas(df, name=name, targets=targets, digest=data_fingerprint(df))
-
-
-def _dataset_entity(dataset: PandasDataset) -> DatasetEntity:
-    """The record to log as a run input, its schema inferred from a sample of rows."""
-    from mlflow.types.utils import _infer_schema
-
-    # MLflow infers the schema value by value (6.5 s for 120k x 31); the column types
-    # decide it, so a head sample gives the same schema in 0.07 s. Priming the cached
-    # property keeps the rest of MLflow's dataset record (profile, digest) on all rows.
-    # Its hint about integer columns concerns model signatures, not dataset records.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        dataset.__dict__["schema"] = _infer_schema(dataset.df.head(_SCHEMA_SAMPLE_ROWS))
-    return dataset._to_mlflow_entity()
-
-
 class MlflowManager:
     """Experiment setup, typed runs, batched logging and model registration.
 
@@ -291,7 +94,9 @@ class MlflowManager:
 
     Notes
     -----
-    Creating a manager touches nothing; the store is opened on first use.
+    Creating a manager touches nothing. On its first use of a store (the first run started
+    or experiment looked up there) it creates all five experiments; opening the store
+    alone (:attr:`client`, as the dashboard reads) creates none.
     """
 
     def __init__(self, tracking_uri: str | None = None) -> None:
@@ -311,22 +116,11 @@ class MlflowManager:
         """An :class:`mlflow.MlflowClient` on :attr:`tracking_uri`."""
         uri = self.tracking_uri
         if uri not in self._clients:
-            from sqlalchemy.exc import SQLAlchemyError
-
-            if config.is_remote(uri):
-                config.apply_http_defaults()
-            # Opening a database store can also fail outside MLflow's own errors: a missing
-            # driver (ImportError), a refused connection (SQLAlchemyError), an unusable folder.
-            try:
-                with _schema_lock(uri):
-                    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-                    client.search_experiments(max_results=1)  # creates/migrates the schema now
-            except (MlflowException, SQLAlchemyError, ImportError, OSError) as exc:
-                raise _store_error(exc, uri) from exc
-            self._clients[uri] = client
+            self._clients[uri] = open_client(uri)
         return self._clients[uri]
 
-    def _activate(self) -> None:
+    def activate(self) -> None:
+        """Point MLflow's fluent API (``mlflow.start_run``, ``mlflow.log_*``) at this store."""
         # The fluent API (mlflow.start_run, mlflow.sklearn.log_model) follows the global
         # URI; point it at our store so both APIs write to the same place.
         uri = self.tracking_uri
@@ -334,6 +128,21 @@ class MlflowManager:
             mlflow.set_tracking_uri(uri)
         if mlflow.get_registry_uri() != uri:
             mlflow.set_registry_uri(uri)
+
+    def reset(self) -> None:
+        """Forget cached clients and experiment ids, end active runs, unset MLflow's URIs.
+
+        The manager then behaves as new: the next use opens the store again (and recreates
+        experiments deleted meanwhile). Tests call it between cases; a notebook can call it
+        after changing ``MLFLOW_TRACKING_URI``.
+        """
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        # None restores MLflow's default URIs, though its type hints ask for a string.
+        mlflow.set_tracking_uri(None)  # pyright: ignore[reportArgumentType]
+        mlflow.set_registry_uri(None)  # pyright: ignore[reportArgumentType]
+        self._clients.clear()
+        self._experiment_ids.clear()
 
     # -- experiments ---------------------------------------------------------------------
 
@@ -347,13 +156,18 @@ class MlflowManager:
     def experiment_id(self, experiment_type: str | ExperimentType) -> str:
         """Return the id of the experiment for ``experiment_type``, creating it if needed.
 
-        An experiment found in the deleted state is restored, not duplicated.
+        The first lookup on a store creates (or restores) all five experiments, as the
+        seed's manager does on initialisation. An experiment found in the deleted state is
+        restored, not duplicated.
         """
         kind = ExperimentType.parse(experiment_type)
-        key = (self.tracking_uri, kind.value)
-        if key not in self._experiment_ids:
-            self._experiment_ids[key] = _retrying(lambda: self._get_or_create(kind))
-        return self._experiment_ids[key]
+        uri = self.tracking_uri
+        if (uri, kind.value) not in self._experiment_ids:
+            for each in ExperimentType:
+                if (uri, each.value) not in self._experiment_ids:
+                    found = retrying(lambda each=each: self._get_or_create(each))
+                    self._experiment_ids[(uri, each.value)] = found
+        return self._experiment_ids[(uri, kind.value)]
 
     def _get_or_create(self, kind: ExperimentType) -> str:
         client = self.client
@@ -368,7 +182,7 @@ class MlflowManager:
         except MlflowException as exc:
             if "already exists" in str(exc).lower():
                 raise  # a concurrent creator won; _retrying looks it up again
-            raise _store_error(exc, self.tracking_uri) from exc
+            raise store_error(exc, self.tracking_uri) from exc
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
@@ -409,7 +223,7 @@ class MlflowManager:
         """
         kind = ExperimentType.parse(experiment_type)
         experiment_id = self.experiment_id(kind)
-        self._activate()
+        self.activate()
         self._end_stale_run(run_id, nested)
         all_tags = {**self.run_tags(kind, label), **dict(tags or {})}
         if run_id is not None:
@@ -514,9 +328,10 @@ class MlflowManager:
         try:
             return self.client.get_run(run_id)
         except MlflowException as exc:
-            raise _store_error(exc, self.tracking_uri, what=f"run {run_id!r}") from exc
+            raise store_error(exc, self.tracking_uri, what=f"run {run_id!r}") from exc
 
-    def _active_run_id(self, run_id: str | None = None) -> str:
+    def active_run_id(self, run_id: str | None = None) -> str:
+        """Return ``run_id`` if given, else the active run's id (TrackingError without one)."""
         if run_id is not None:
             return run_id
         active = mlflow.active_run()
@@ -530,19 +345,11 @@ class MlflowManager:
     # -- logging -------------------------------------------------------------------------
 
     def log_params(self, params: Mapping[str, Any], *, run_id: str | None = None) -> None:
-        """Log ``params`` (nested mappings flattened with dots) in batches."""
-        target = self._active_run_id(run_id)
-        flat = {str(k): "None" if v is None else str(v) for k, v in _flatten(params).items()}
-        truncated = {k: v for k, v in flat.items() if len(v) > MAX_PARAM_VAL_LENGTH}
-        cut = MAX_PARAM_VAL_LENGTH - len(TRUNCATION_MARKER)
-        for key in truncated:
-            flat[key] = flat[key][:cut] + TRUNCATION_MARKER
-        self._log_batch(target, params=[Param(k, v) for k, v in flat.items()])
-        if truncated:
-            self.client.log_dict(target, truncated, "fraudkit/params_full.json")
-            self.set_tags(
-                {f"{TAG_PREFIX}truncated_params": ",".join(sorted(truncated))}, run_id=target
-            )
+        """Log ``params`` (nested mappings flattened with dots) in batches.
+
+        See :func:`fraudkit.batch_logging.log_params` for the truncation policy.
+        """
+        batch_logging.log_params(self.client, self.active_run_id(run_id), params)
 
     def log_metrics(
         self,
@@ -553,59 +360,21 @@ class MlflowManager:
         model_id: str | None = None,
         dataset: Dataset | None = None,
     ) -> None:
-        """Log numeric ``metrics`` at ``step`` in batches (non-finite values: see module doc).
+        """Log numeric ``metrics`` at ``step`` in batches: :func:`.batch_logging.log_metrics`.
 
         With ``model_id`` (an MLflow 3 logged model's id) the metrics are also the model's
         metrics; with ``dataset`` (anything with a ``name`` and a ``digest``, such as an
         ``mlflow.data`` dataset) each metric names the data it was measured on (record the
-        data itself with :meth:`log_dataset`).
+        data itself with :meth:`log_dataset`). Non-finite values go to a tag, with a warning.
         """
-        target = self._active_run_id(run_id)
-        now = int(time.time() * 1000)
-        values = {str(k): _as_metric_value(str(k), v) for k, v in _flatten(metrics).items()}
-        nonfinite = {k: v for k, v in values.items() if not math.isfinite(v)}
-        link = {
-            "model_id": model_id,
-            "dataset_name": dataset.name if dataset is not None else None,
-            "dataset_digest": dataset.digest if dataset is not None else None,
-        }
-        finite = [
-            Metric(k, v, now, step or 0, **link) for k, v in values.items() if k not in nonfinite
-        ]
-        self._log_batch(target, metrics=finite)
-        if nonfinite:
-            text = ",".join(f"{k}={v}" for k, v in sorted(nonfinite.items()))
-            warnings.warn(f"not logging non-finite metrics: {text}", stacklevel=2)
-            self.set_tags({f"{TAG_PREFIX}nonfinite_metrics": text}, run_id=target)
+        target = self.active_run_id(run_id)
+        batch_logging.log_metrics(
+            self.client, target, metrics, step, model_id=model_id, dataset=dataset
+        )
 
     def set_tags(self, tags: Mapping[str, Any], *, run_id: str | None = None) -> None:
         """Set run tags in batches (values stringified, cut to MLflow's limit)."""
-        target = self._active_run_id(run_id)
-        self._log_batch(
-            target, tags=[RunTag(str(k), str(v)[:MAX_TAG_VAL_LENGTH]) for k, v in tags.items()]
-        )
-
-    def _log_batch(
-        self,
-        run_id: str,
-        *,
-        metrics: list[Metric] | None = None,
-        params: list[Param] | None = None,
-        tags: list[RunTag] | None = None,
-    ) -> None:
-        metrics, params, tags = metrics or [], params or [], tags or []
-        requests = [
-            *({"metrics": chunk} for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH)),
-            *({"params": chunk} for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH)),
-            *({"tags": chunk} for chunk in _chunks(tags, MAX_PARAMS_TAGS_PER_BATCH)),
-        ]
-        if len(metrics) + len(params) + len(tags) <= MAX_PARAMS_TAGS_PER_BATCH:
-            requests = [{"metrics": metrics, "params": params, "tags": tags}]
-        for request in requests:
-            try:
-                _retrying(lambda r=request: self.client.log_batch(run_id, **r))
-            except MlflowException as exc:
-                raise _store_error(exc, self.tracking_uri, what=f"logging to run {run_id}") from exc
+        batch_logging.set_tags(self.client, self.active_run_id(run_id), tags)
 
     def log_artifacts(
         self, artifacts: Mapping[str, str | os.PathLike | Figure], *, run_id: str | None = None
@@ -620,13 +389,13 @@ class MlflowManager:
         TrackingError
             If a path does not exist (nothing is logged in that case).
         """
-        target = self._active_run_id(run_id)
+        target = self.active_run_id(run_id)
         resolved: dict[str, Any] = {}
         for name, value in artifacts.items():
             if hasattr(value, "savefig"):
                 resolved[name] = value
                 continue
-            path = Path(value)
+            path = Path(cast("str | os.PathLike", value))
             if not path.exists():
                 raise TrackingError(
                     f"artifact {name!r}: path {str(path)!r} does not exist "
@@ -643,7 +412,7 @@ class MlflowManager:
 
     def log_figure(self, figure: Figure, name: str, *, run_id: str | None = None) -> None:
         """Log a matplotlib figure as ``plots/<name>.png``."""
-        self.client.log_figure(self._active_run_id(run_id), figure, f"plots/{name}.png")
+        self.client.log_figure(self.active_run_id(run_id), figure, f"plots/{name}.png")
 
     def log_dataset(
         self,
@@ -657,135 +426,39 @@ class MlflowManager:
 
         The fingerprint is set as tags ``fraudkit.data_fingerprint.<context>`` and, for the
         first dataset of a run, ``fraudkit.data_fingerprint``. A dataset the run already
-        records (same name and fingerprint) is not recorded twice.
+        records (same name and fingerprint) is not recorded twice. See
+        :func:`fraudkit.model_logging.log_dataset`.
         """
-        return self._log_dataset(df, name, context, self._active_run_id(run_id)).digest
-
-    def _log_dataset(self, df: pd.DataFrame, name: str, context: str, run_id: str) -> Dataset:
-        from mlflow.entities import DatasetInput, InputTag
-
-        dataset = _dataset_record(df, name)
-        run = self.get_run(run_id)
-        inputs = run.inputs.dataset_inputs if run.inputs else []
-        recorded = {(i.dataset.name, i.dataset.digest) for i in inputs}
-        if (dataset.name, dataset.digest) not in recorded:
-            dataset_input = DatasetInput(
-                dataset=_dataset_entity(dataset),
-                tags=[InputTag(key="mlflow.data.context", value=context)],
-            )
-            self.client.log_inputs(run_id, datasets=[dataset_input])
-        tags = {f"{TAG_PREFIX}data_fingerprint.{context}": dataset.digest}
-        if f"{TAG_PREFIX}data_fingerprint" not in run.data.tags:
-            tags[f"{TAG_PREFIX}data_fingerprint"] = dataset.digest
-        self.set_tags(tags, run_id=run_id)
-        return dataset
+        return model_logging.log_dataset(self, df, name=name, context=context, run_id=run_id).digest
 
     def log_frame(self, df: pd.DataFrame, name: str, *, run_id: str | None = None) -> str:
         """Log a DataFrame as the Parquet artifact ``data/<name>.parquet``; return its path."""
-        target = self._active_run_id(run_id)
-        with tempfile.TemporaryDirectory(prefix="fraudkit-") as folder:
-            path = Path(folder) / f"{name}.parquet"
-            df.to_parquet(path, index=False)
-            self.client.log_artifact(target, str(path), artifact_path="data")
-        return f"data/{name}.parquet"
+        return model_logging.log_frame(self.client, self.active_run_id(run_id), df, name)
 
     def load_frame(self, run_id: str, name: str) -> pd.DataFrame:
-        """Load a DataFrame logged with :meth:`log_frame` on run ``run_id``.
-
-        Raises
-        ------
-        TrackingError
-            The run has no such artifact.
-        """
-        import pandas as pd
-
-        with tempfile.TemporaryDirectory(prefix="fraudkit-") as folder:
-            try:
-                path = self.client.download_artifacts(run_id, f"data/{name}.parquet", folder)
-            except (MlflowException, OSError) as exc:
-                raise TrackingError(
-                    f"run {run_id} has no logged frame {name!r} (artifact data/{name}.parquet); "
-                    "log it with mlflow_manager.log_frame(df, name)"
-                ) from exc
-            return pd.read_parquet(path)
+        """Load a DataFrame logged with :meth:`log_frame`: :func:`.model_logging.load_frame`."""
+        return model_logging.load_frame(self.client, run_id, name)
 
     def log_reference(
-        self, frame: pd.DataFrame, scores: ArrayLike, *, run_id: str | None = None
+        self,
+        frame: pd.DataFrame,
+        scores: ArrayLike,
+        *,
+        base_rate: tuple[int, int] | None = None,
+        run_id: str | None = None,
     ) -> str:
-        """Keep a monitoring reference with the run: transactions and the model's scores on them.
+        """Keep a monitoring reference with the run: :func:`.model_logging.log_reference`.
 
-        Monitoring compares a window's features and scores with this reference, so it must be
-        data the model never trained on (validation or test rows), scored by the model that
-        is registered from the same run. The frame is the Parquet artifact
-        ``data/reference.parquet`` (also readable with :meth:`load_frame`), the scores
-        ``data/reference_scores.parquet`` (one column ``score``).
-
-        Parameters
-        ----------
-        frame : pandas.DataFrame
-            Reference transactions.
-        scores : array-like of shape (n,)
-            The model's fraud scores on ``frame``, row for row.
-        run_id : str, optional
-            The run to keep it with; default the active run.
-
-        Returns
-        -------
-        str
-            The run id, to pass to :meth:`load_reference`.
-
-        Raises
-        ------
-        TrackingError
-            ``scores`` are not one finite number per row of ``frame`` (nothing is logged).
+        ``frame`` is data the model never trained on, ``scores`` its scores on it,
+        ``base_rate`` the ``(frauds, rows)`` of all its labelled data; default the active
+        run. Returns the run id, to pass to :meth:`load_reference`.
         """
-        import numpy as np
-        import pandas as pd
-
-        target = self._active_run_id(run_id)
-        try:
-            values = np.asarray(scores, dtype=float)
-            valid = values.shape == (len(frame),) and bool(np.isfinite(values).all())
-        except (TypeError, ValueError):
-            valid = False
-        if not valid:
-            raise TrackingError(
-                f"reference scores must be one finite number per row of the frame ({len(frame)} "
-                "rows); pass fraudkit.models.predict_scores(model, frame)"
-            )
-        # Scores first: a reference frame found without its scores is then always one logged
-        # by an older kit with log_frame, never one whose scores failed to upload.
-        self.log_frame(pd.DataFrame({SCORE_COLUMN: values}), REFERENCE_SCORES, run_id=target)
-        self.log_frame(frame, REFERENCE_FRAME, run_id=target)
-        return target
+        target = self.active_run_id(run_id)
+        return model_logging.log_reference(self.client, target, frame, scores, base_rate=base_rate)
 
     def load_reference(self, run_id: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """Load the reference kept with :meth:`log_reference`: ``(frame, scores)``.
-
-        Raises
-        ------
-        TrackingError
-            The run holds no reference with scores (or they do not match row for row).
-        """
-        parts = {}
-        for name in (REFERENCE_SCORES, REFERENCE_FRAME):
-            try:
-                parts[name] = self.load_frame(run_id, name)
-            except TrackingError as exc:
-                raise TrackingError(
-                    f"run {run_id} holds no monitoring reference with scores (no artifact "
-                    f"data/{name}.parquet); keep one in the training run with "
-                    "mlflow_manager.log_reference(frame, predict_scores(model, frame)) on rows "
-                    "the model never trained on"
-                ) from exc
-        scores, frame = parts[REFERENCE_SCORES], parts[REFERENCE_FRAME]
-        if SCORE_COLUMN not in scores.columns or len(scores) != len(frame):
-            raise TrackingError(
-                f"run {run_id}: reference scores ({len(scores)} rows) do not match the "
-                f"reference frame ({len(frame)} rows); log both again with "
-                "mlflow_manager.log_reference(frame, scores)"
-            )
-        return frame, scores[SCORE_COLUMN].to_numpy(dtype=float)
+        """Load the reference of :meth:`log_reference`: :func:`.model_logging.load_reference`."""
+        return model_logging.load_reference(self.client, run_id)
 
     def log_experiment_summary(
         self, summary: Mapping[str, Any], *, run_id: str | None = None
@@ -795,16 +468,7 @@ class MlflowManager:
         Numbers and bools become metrics (bools as 0/1) under their own key; every scalar
         is also a tag ``fraudkit.summary.<key>`` so the run can be filtered on it.
         """
-        target = self._active_run_id(run_id)
-        text = json.dumps(dict(summary), default=_json_default, indent=2, sort_keys=True)
-        self.client.log_text(target, text, "summary.json")
-        scalars = {
-            k: _scalar(v) for k, v in _flatten(summary).items() if not isinstance(v, list | tuple)
-        }
-        numbers = {k: v for k, v in scalars.items() if isinstance(v, bool | int | float)}
-        self.set_tags({f"{TAG_PREFIX}summary.{k}": v for k, v in scalars.items()}, run_id=target)
-        if numbers:
-            self.log_metrics(numbers, run_id=target)
+        batch_logging.log_summary(self.client, self.active_run_id(run_id), summary)
 
     # -- models --------------------------------------------------------------------------
 
@@ -823,185 +487,170 @@ class MlflowManager:
         evaluation_dataset_name: str = "test",
         reason: str | None = None,
     ) -> ModelVersion:
-        """Log a fitted scikit-learn model with its metadata and register a new version.
-
-        The model is stored with skops (trusted types taken from the model itself, which
-        may hold scikit-learn, numpy and scipy types only), explicit pip requirements, a
-        signature on the feature frame and ``pyfunc_predict_fn="predict_proba"``, so
-        ``mlflow.pyfunc.load_model`` on the version returns fraud probabilities. ``stage``
-        (``"Staging"``/``"Production"``, any case) sets the matching alias and records the
-        move. Without an active run a training run is started for the call and ended
-        afterwards.
-
-        With ``evaluation_dataset`` the metrics are the model's own (MLflow 3 logged-model
-        metrics) and each names the dataset it was measured on (name and
-        :func:`fraudkit.data.data_fingerprint` digest), which the MLflow UI shows on the
-        model page; the dataset becomes an input of the run (context ``evaluation``) and
-        the version carries the tags ``fraudkit.eval_dataset`` and ``fraudkit.eval_digest``,
-        from which :func:`fraudkit.registry.promote_model` compares versions on the same
-        data.
-
-        Parameters
-        ----------
-        model : sklearn estimator
-            A fitted classifier with ``predict_proba``.
-        model_name : str
-            Registered model name.
-        metrics, params, artifacts : mapping, optional
-            Logged to the run (see :meth:`log_metrics` etc.). Metrics logged without
-            ``evaluation_dataset`` are linked to the model by MLflow, with no dataset.
-        stage : str, optional
-            ``"Staging"`` or ``"Production"``; None registers without an alias.
-        input_example : DataFrame, optional
-            A few feature rows; also used to infer the signature.
-        signature : mlflow.models.ModelSignature, optional
-            Overrides the inferred signature.
-        evaluation_dataset : pandas.DataFrame, optional
-            The labelled transactions ``metrics`` were measured on (the test period).
-        evaluation_dataset_name : str
-            Its name in MLflow (default ``"test"``).
-        reason : str, optional
-            Recorded with the alias move.
-
-        Returns
-        -------
-        mlflow.entities.model_registry.ModelVersion
-            The new version (with its aliases).
-
-        Raises
-        ------
-        ConfigurationError
-            Unknown ``stage`` (checked before anything is logged).
-        TrackingError
-            The model is unfitted or holds types other than scikit-learn, numpy and scipy
-            ones, or ``evaluation_dataset`` is not a DataFrame (all checked before anything
-            is logged), or it cannot be logged or registered; no version is left behind.
-        """
-        alias = config.stage_to_alias(stage) if stage is not None else None
-        if evaluation_dataset is not None and not hasattr(evaluation_dataset, "columns"):
-            raise TrackingError(
-                f"evaluation_dataset is a {type(evaluation_dataset).__name__}; pass the "
-                "labelled transactions (a pandas DataFrame) the metrics were measured on"
-            )
-        if not hasattr(model, "predict_proba"):
-            raise TrackingError(
-                f"model of type {type(model).__name__} has no predict_proba; log a fitted "
-                "scikit-learn classifier"
-            )
-        if not isinstance(model_name, str) or not model_name.strip():
-            raise RegistryError("model_name must be a non-empty string")
-        registry._quote(model_name)  # a name MLflow cannot search could never be read back
-        trusted = _skops_trusted_types(model)
-        if input_example is not None and hasattr(input_example, "head"):
-            input_example = input_example.head(5)
-        own_run = mlflow.active_run() is None
-        if own_run:
-            self.start_training_run(model_name)
-        self._activate()
-        version = None
-        try:
-            run_id = self._active_run_id()
-            if params:
-                self.log_params(params)
-            evaluation = None
-            if evaluation_dataset is not None:
-                evaluation = self._log_dataset(
-                    evaluation_dataset, evaluation_dataset_name, "evaluation", run_id
-                )
-            elif metrics:
-                self.log_metrics(metrics)
-            if artifacts:
-                self.log_artifacts(artifacts)
-            info = mlflow.sklearn.log_model(
-                sk_model=model,
-                name="model",
-                pip_requirements=_pip_requirements(),
-                signature=signature or _feature_signature(model, input_example),
-                input_example=input_example,
-                pyfunc_predict_fn="predict_proba",
-                serialization_format="skops",
-                skops_trusted_types=trusted,
-                registered_model_name=model_name,
-            )
-            version = str(info.registered_model_version)
-            version_tags = {
-                f"{TAG_PREFIX}run_id": run_id,
-                registry.MODEL_ID_TAG: info.model_id,
-                f"{TAG_PREFIX}model_class": type(model).__name__,
-            }
-            if evaluation is not None:
-                # Logged after the model, to carry its id: log_model links the run's earlier
-                # metrics to the new model itself, but without their dataset.
-                if metrics:
-                    self.log_metrics(metrics, model_id=info.model_id, dataset=evaluation)
-                version_tags[registry.EVAL_DATASET_TAG] = evaluation.name
-                version_tags[registry.EVAL_DIGEST_TAG] = evaluation.digest
-            if params and "model_type" in params:
-                version_tags[f"{TAG_PREFIX}model_type"] = str(params["model_type"])
-            for key, value in version_tags.items():
-                self.client.set_model_version_tag(model_name, version, key, value)
-            if alias:
-                registry.move_alias(
-                    self.client,
-                    model_name,
-                    alias,
-                    version,
-                    reason=reason or "log_model_with_metadata",
-                )
-            result = self.client.get_model_version(model_name, version)
-        except BaseException as exc:
-            if version is not None:
-                registry.discard_version(self.client, model_name, version)
-            if own_run:
-                mlflow.end_run("FAILED")
-            if isinstance(exc, FraudkitError | KeyboardInterrupt):
-                raise
-            if isinstance(exc, MlflowException):
-                raise _store_error(
-                    exc, self.tracking_uri, what=f"logging model {model_name!r}"
-                ) from exc
-            raise
-        if own_run:
-            mlflow.end_run("FINISHED")
-        return result
-
-    # -- registry (delegates to fraudkit.registry) -----------------------------------------
-
-    def __getattr__(self, name: str) -> Any:
-        # Registry operations live in fraudkit.registry; expose them as manager methods so
-        # the seed's `mlflow_manager.compare_model_versions(...)` works.
-        if name in registry.MANAGER_METHODS:
-            return functools.partial(getattr(registry, name), self.client)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-
-def _store_error(exc: Exception, uri: str, *, what: str = "the tracking store") -> FraudkitError:
-    """Translate an MLflow error into a FraudkitError with an actionable message."""
-    from fraudkit.exceptions import TrackingUnavailableError
-
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    text = config.redact_secrets(text, uri)  # MLflow quotes the URLs it requested
-    code = getattr(exc, "error_code", "")
-    shown = config.redact_uri(uri)
-    if "RESOURCE_DOES_NOT_EXIST" in str(code) or "not found" in text.lower():
-        return TrackingError(f"{what} not found in {shown}: {text}")
-    if any(s in text.lower() for s in ("connection", "max retries", "timed out", "unable to open")):
-        return TrackingUnavailableError(
-            f"cannot reach the MLflow tracking store {shown} ({text}); start the server or "
-            "fix MLFLOW_TRACKING_URI"
+        """Log a model and register a version: :func:`.model_logging.log_model_with_metadata`."""
+        return model_logging.log_model_with_metadata(
+            self,
+            model,
+            model_name,
+            metrics,
+            params,
+            artifacts,
+            stage,
+            input_example,
+            signature,
+            evaluation_dataset=evaluation_dataset,
+            evaluation_dataset_name=evaluation_dataset_name,
+            reason=reason,
         )
-    if isinstance(exc, ImportError):
-        return ConfigurationError(
-            f"the tracking store {shown} needs a database driver that is not installed "
-            f"({text}); install it (e.g. pip install psycopg2-binary for a "
-            "postgresql+psycopg2:// URI) or fix MLFLOW_TRACKING_URI"
+
+    # -- registry (each a fraudkit.registry / promotion / history function on self.client) --
+
+    def promote_model(
+        self,
+        model_name: str,
+        version: str | int,
+        stage: str = "Production",
+        *,
+        metric: str = "average_precision",
+        min_improvement: float | None = None,
+        evaluation_data: pd.DataFrame | None = None,
+        require_significant_ab: bool = False,
+        evidence_run_id: str | None = None,
+        reason: str | None = None,
+    ) -> ModelVersion:
+        """Move the stage's alias to ``version`` if gates pass: :func:`.promotion.promote_model`."""
+        return promotion.promote_model(
+            self.client,
+            model_name,
+            version,
+            stage,
+            metric=metric,
+            min_improvement=min_improvement,
+            evaluation_data=evaluation_data,
+            require_significant_ab=require_significant_ab,
+            evidence_run_id=evidence_run_id,
+            reason=reason,
         )
-    if isinstance(exc, OSError):
-        return ConfigurationError(
-            f"cannot open the tracking store {shown} ({text}); point MLFLOW_TRACKING_URI or "
-            "FRAUDKIT_HOME at a writable folder"
+
+    def rollback_model(
+        self,
+        model_name: str,
+        stage: str = "Production",
+        *,
+        to_version: str | int | None = None,
+        reason: str | None = None,
+    ) -> ModelVersion:
+        """Move the stage's alias back a holder: :func:`.registry.rollback_model`."""
+        return registry.rollback_model(
+            self.client, model_name, stage, to_version=to_version, reason=reason
         )
-    return TrackingError(f"{what} failed on {shown}: {text}")
+
+    def compare_model_versions(
+        self,
+        model_name: str,
+        stages: Sequence[str] | None = None,
+        versions: Sequence[str | int] | None = None,
+    ) -> pd.DataFrame:
+        """Compare versions side by side: :func:`fraudkit.history.compare_model_versions`."""
+        return history.compare_model_versions(self.client, model_name, stages, versions)
+
+    def get_model_performance_history(
+        self, model_name: str, metrics: Iterable[str] | None = None
+    ) -> pd.DataFrame:
+        """Every version's measurements: :func:`.history.get_model_performance_history`."""
+        return history.get_model_performance_history(self.client, model_name, metrics)
+
+    def detect_performance_degradation(
+        self,
+        model_name: str,
+        metric: str = "average_precision",
+        *,
+        window: int = 3,
+        tolerance: float = 0.1,
+        stage: str = "Production",
+        version: str | int | None = None,
+        higher_is_better: bool = True,
+    ) -> DegradationResult:
+        """Recent vs training performance: :func:`.history.detect_performance_degradation`."""
+        return history.detect_performance_degradation(
+            self.client,
+            model_name,
+            metric,
+            window=window,
+            tolerance=tolerance,
+            stage=stage,
+            version=version,
+            higher_is_better=higher_is_better,
+        )
+
+    def get_registry_overview(self) -> pd.DataFrame:
+        """One row per registered version: :func:`fraudkit.history.get_registry_overview`."""
+        return history.get_registry_overview(self.client)
+
+    def alias_history(self, model_name: str, alias: str | None = None) -> pd.DataFrame:
+        """Every recorded alias move: :func:`fraudkit.registry.alias_history`."""
+        return registry.alias_history(self.client, model_name, alias)
+
+    def link_run_to_version(self, run_id: str, model_name: str, version: str | int) -> None:
+        """Tag a run as measuring a version: :func:`fraudkit.registry.link_run_to_version`."""
+        registry.link_run_to_version(self.client, run_id, model_name, version)
+
+    def get_version_by_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+        """The version holding ``alias``, or None: :func:`.registry.get_version_by_alias`."""
+        return registry.get_version_by_alias(self.client, model_name, alias)
+
+    def resolve_model_uri(self, uri: str) -> ModelVersion | None:
+        """The version a ``models:/`` URI names: :func:`fraudkit.registry.resolve_model_uri`."""
+        return registry.resolve_model_uri(self.client, uri)
+
+
+def latest_finished_run(
+    experiment_type: str | ExperimentType,
+    *,
+    client: MlflowClient | None = None,
+    filter_string: str | None = None,
+) -> Run | None:
+    """Return the newest FINISHED run of a fraudkit experiment, or None.
+
+    Reading creates nothing: an experiment that does not exist yet has no runs.
+
+    Parameters
+    ----------
+    experiment_type : str or ExperimentType
+        Which of the five experiments (``"monitoring"``, ``ExperimentType.TRAINING``...).
+    client : MlflowClient, optional
+        The store to read; default the kit's tracking store
+        (:func:`fraudkit.config.tracking_uri`).
+    filter_string : str, optional
+        An extra MLflow search filter, joined with ``AND`` (e.g.
+        ``"tags.`fraudkit.summary.retraining_recommended` = 'True'"``).
+
+    Returns
+    -------
+    mlflow.entities.Run or None
+        The FINISHED run with the latest start time; None when there is none.
+
+    Raises
+    ------
+    ConfigurationError
+        Unknown experiment type.
+    """
+    kind = ExperimentType.parse(experiment_type)
+    if client is None:
+        client = open_client(config.tracking_uri())
+    experiment = client.get_experiment_by_name(kind.experiment_name)
+    if experiment is None:
+        return None
+    wanted = "attributes.status = 'FINISHED'"
+    if filter_string:
+        wanted = f"{wanted} AND {filter_string}"
+    found = client.search_runs(
+        [experiment.experiment_id],
+        wanted,
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0] if found else None
 
 
 mlflow_manager = MlflowManager()

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.servers import MlflowServer
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Keep MLflow's HTTP client from retrying for minutes when a test server is down.
@@ -26,13 +22,6 @@ _FRAUDKIT_ENV = (
     "FRAUDKIT_PIPELINE_ID",
     "FRAUDKIT_NOTEBOOK",
 )
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -54,74 +43,18 @@ def fraudkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     for name in _FRAUDKIT_ENV:
         monkeypatch.delenv(name, raising=False)
     yield home
-    _reset_mlflow_state()
-
-
-def _reset_mlflow_state() -> None:
-    import mlflow
-
+    # Imported here, not at the top: the settings above must be in place before MLflow loads.
     from fraudkit.tracking import mlflow_manager
 
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
-    mlflow_manager._clients.clear()
-    mlflow_manager._experiment_ids.clear()
+    mlflow_manager.reset()
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``mlflow server`` on 127.0.0.1 with its own SQLite store and proxied artifacts."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'server.db'}",
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-        # The server's background job workers (a dozen processes) serve GenAI features
-        # fraudkit does not use; on 2 cores they only slow the tests down.
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"mlflow server did not start: {(root / 'server.log').read_text()}")
-        time.sleep(0.3)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with MlflowServer(f"sqlite:///{root / 'server.db'}", root) as server:
+        yield server.url
 
 
 def _clear_server(url: str) -> None:

@@ -22,10 +22,9 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from fraudkit import mlflow_manager
-from fraudkit.abtest import run_ab_test
 from fraudkit.cli import cli
 from fraudkit.config import DEFAULT_MODEL_NAME as NAME
-from fraudkit.data import FEATURE_COLUMNS, TransactionSimulator, load_transactions
+from fraudkit.data import FEATURE_COLUMNS, load_transactions
 from fraudkit.exceptions import (
     ConfigurationError,
     DataValidationError,
@@ -39,6 +38,8 @@ from fraudkit.exceptions import (
 )
 from fraudkit.models import build_model, train_model
 from fraudkit.notebooks import run_notebook
+from fraudkit.registry import load_model
+from fraudkit.simulate import TransactionSimulator
 from fraudkit.tracking import MlflowManager
 
 OTHER_DATA_NAME = "fraud_detector_measured_apart"
@@ -285,13 +286,13 @@ LIBRARY_CASES = [
         id="uri-unreadable",
     ),
     pytest.param(
-        lambda s: run_ab_test("model.pkl", f"models:/{NAME}@staging", s.traffic),
+        lambda s: load_model("model.pkl"),
         ConfigurationError,
         ["'model.pkl' is not a model URI", "starting with models:/ or runs:/"],
         id="uri-not-a-model-uri",
     ),
     pytest.param(
-        lambda s: run_ab_test(f"models:/{NAME}/7", f"models:/{NAME}@staging", s.traffic),
+        lambda s: load_model(f"models:/{NAME}/7"),
         ModelError,
         ["could not load model 'models:/", "check the name, version or alias"],
         id="uri-unknown-version",

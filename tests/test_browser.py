@@ -7,8 +7,8 @@ files exist, ``#fragments`` name an element, nothing points off the machine: rep
 read offline) and every image must have a non-zero natural size. Screenshots are saved in
 the test's tmp dir.
 
-Playwright cannot download its own browser here; it drives ``/usr/bin/chromium``, which
-the fixture installs with apt when it is missing.
+Playwright cannot download its own browser here; it drives Debian's ``/usr/bin/chromium``,
+which ``make system-packages`` installs (the test fails naming that step when it is missing).
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from urllib.request import url2pathname
 
 import nbformat
 import pytest
-from system_packages import ensure_debian_package
+from support import system_packages
 
 from fraudkit.notebooks import NOTEBOOKS, run_pipeline
 
 pytestmark = [pytest.mark.browser, pytest.mark.notebook, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
 # As root Chromium needs --no-sandbox; the network flags stop its background calls to
 # Google, which this machine's closed network refuses (noise in the console otherwise).
 CHROMIUM_ARGS = [
@@ -56,7 +55,7 @@ class PageReport:
 def browser() -> Iterator:
     from playwright.sync_api import sync_playwright
 
-    executable = ensure_debian_package("chromium", lambda: CHROMIUM if CHROMIUM.exists() else None)
+    executable = system_packages.chromium()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(executable), headless=True, args=CHROMIUM_ARGS

@@ -1,4 +1,5 @@
-"""``fraudkit dashboard ...`` through click's CliRunner, on SQLite and a real mlflow server."""
+"""fraudkit.cli.dashboard (``fraudkit dashboard ...``) through click's CliRunner, on SQLite
+and a real mlflow server."""
 
 from __future__ import annotations
 
@@ -10,18 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import test_dashboard
 from click.testing import CliRunner, Result
-from test_dashboard import Store
+from support import dashboard_store
+from support.dashboard_store import Store, sqlite_only
 
-from fraudkit import cli as cli_module
 from fraudkit.cli import cli
+from fraudkit.cli import dashboard as dashboard_cli
 from fraudkit.config import DEFAULT_MODEL_NAME
 
-sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-# The populated store of test_dashboard (built once per module, copied per test).
-populated_sqlite = test_dashboard.populated_sqlite
-store = test_dashboard.store
+# The populated store of the dashboard tests (built once per module, copied per test).
+populated_sqlite = dashboard_store.populated_sqlite
+store = dashboard_store.store
 
 
 def _invoke(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -161,7 +161,7 @@ def test_cleanup_older_than_and_permanent(store: Store):
 
 @sqlite_only
 def test_cleanup_progress_bar_on_large_deletions(store: Store, monkeypatch):
-    monkeypatch.setattr(cli_module, "_DASH_PROGRESS_MIN", 2)
+    monkeypatch.setattr(dashboard_cli, "PROGRESS_MIN", 2)
     result = _invoke("cleanup", "--experiment-type", "training", "--keep-last-n", "0", "--yes")
     assert result.exit_code == 0, result.output
     assert "Deleting 3 runs" in result.stderr and "Deleting" not in result.stdout
@@ -234,5 +234,5 @@ def test_python_m_fraudkit_dashboard(store: Store, fraudkit_home):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["experiments"][0]["total"] == 6
     # The group `python -m fraudkit.dashboard` calls maps errors like the top-level one.
-    failed = CliRunner().invoke(cli_module.dashboard, ["history", "--model-name", "nope"])
+    failed = CliRunner().invoke(dashboard_cli.dashboard, ["history", "--model-name", "nope"])
     assert failed.exit_code == 1 and failed.stderr.startswith("Error: registered model 'nope'")

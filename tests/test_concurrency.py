@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pg_server import WorkerPool
+from support.workers import WorkerPool
 
 from fraudkit import mlflow_manager
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from pathlib import Path
@@ -101,3 +102,24 @@ def test_redact_uri_hides_passwords():
     assert "s3cret" not in redacted
     assert redacted == "postgresql+psycopg2://mlflow:***@db.internal:5432/mlflow"
     assert config.redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_every_subpackage_and_the_templates_are_packaged():
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = setuptools["packages"]["find"]["include"]
+    packages = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in ROOT.glob("fraudkit/**/__init__.py")
+    }
+    assert "fraudkit" in packages
+    unpackaged = [p for p in packages if not any(fnmatch.fnmatchcase(p, g) for g in patterns)]
+    assert not unpackaged
+    assert setuptools["package-data"]["fraudkit"] == ["templates/*"]
+
+
+def test_pre_commit_hooks_are_local():
+    # A hook fetched from a repository needs the network at first use; CI has none.
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]
+    hooks = {hook["id"] for hook in config["repos"][0]["hooks"]}
+    assert {"ruff-check", "ruff-format", "notebooks-without-outputs", "import-contracts"} <= hooks

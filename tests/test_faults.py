@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from mlflow import MlflowClient
-from pg_server import MlflowServer, WorkerPool
+from support.servers import MlflowServer
+from support.workers import WorkerPool
 
 from fraudkit import mlflow_manager
 from fraudkit.config import HTTP_DEFAULTS, notebooks_dir

@@ -1,3 +1,5 @@
+"""Tests for fraudkit.metrics: evaluation metrics and the input checks they share."""
+
 from __future__ import annotations
 
 import math
@@ -22,7 +24,9 @@ from fraudkit.metrics import (
     evaluate,
     expected_cost,
     few_frauds_message,
+    prefix_errors,
     recall_at_precision,
+    validate_labels_and_scores,
 )
 
 
@@ -184,3 +188,15 @@ def test_few_frauds_message_names_the_count_and_the_size_needed() -> None:
     none = few_frauds_message(0, 5_000, "window 3", minimum=10)
     assert "holds only 0 frauds" in none and "About 5,814 rows" in none
     assert "1 fraud in" in few_frauds_message(1, 100, "x")
+
+
+def test_prefix_errors_names_the_argument_of_a_validation_error() -> None:
+    with pytest.raises(DataValidationError, match=r"^scores_b: scores must be finite; row 1"):
+        with prefix_errors("scores_b"):
+            validate_labels_and_scores([0, 1], [0.2, np.nan])
+    # Other errors pass through unchanged, and a clean block raises nothing.
+    with pytest.raises(ValueError, match=r"^boom$"), prefix_errors("scores_b"):
+        raise ValueError("boom")
+    with prefix_errors("scores_b"):
+        y, scores = validate_labels_and_scores([0, 1], [0.2, 0.9])
+    assert y.tolist() == [0, 1] and scores.tolist() == [0.2, 0.9]

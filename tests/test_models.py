@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import RobustScaler, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from fraudkit.data import FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN, TransactionSimulator
+from fraudkit.data import FEATURE_COLUMNS, LABEL_COLUMN, TIME_COLUMN
 from fraudkit.exceptions import DataValidationError, ModelError, SmallSampleWarning
 from fraudkit.metrics import calibration_metrics
 from fraudkit.models import (
@@ -25,15 +25,10 @@ from fraudkit.models import (
     base_model,
     build_model,
     choose_threshold,
-    feature_importances,
     predict_scores,
     train_model,
 )
-
-# Features the simulator makes informative (see fraudkit.data._FRAUD_LOADINGS and its
-# fraud amounts, many tiny card tests).
-SIGNAL_FEATURES = {"V14", "V17", "V12", "V10", "V4", "V11", "V3", "V16", "V7", "V2", "V1"}
-SIGNAL_FEATURES |= {"Amount"}
+from fraudkit.simulate import TransactionSimulator
 
 
 @pytest.fixture(scope="module")
@@ -278,23 +273,6 @@ def test_threshold_choice_is_frozen_with_to_dict(validation) -> None:
     assert choice.expected_cost is not None
     with pytest.raises(dataclasses.FrozenInstanceError):
         choice.threshold = 0.1  # type: ignore[misc]
-
-
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
-def test_feature_importances(trained, frames, model_type: str) -> None:
-    _, test = frames
-    importances = feature_importances(trained[model_type], test, n_repeats=2)
-    assert sorted(importances.index) == sorted(FEATURE_COLUMNS)
-    assert importances.is_monotonic_decreasing
-    assert set(importances.index[:3]) <= SIGNAL_FEATURES
-
-
-def test_feature_importances_group_the_hour(frames) -> None:
-    train, _ = frames
-    model = train_model(train, "random_forest", include_hour=True, n_estimators=10)
-    importances = feature_importances(model, train)
-    assert "hour" in importances.index and len(importances) == len(FEATURE_COLUMNS) + 1
-    assert importances.sum() == pytest.approx(1.0)
 
 
 def test_unreachable_precision_falls_back_to_best_operating_point() -> None:

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 import pytest
 from click.testing import CliRunner
 
-from fraudkit import mlflow_manager
+from fraudkit import mlflow_manager, notebooks
 from fraudkit.cli import cli
 from fraudkit.config import notebooks_dir
-from fraudkit.exceptions import NotebookExecutionError, NotebookParameterError
+from fraudkit.exceptions import ConfigurationError, NotebookExecutionError, NotebookParameterError
 from fraudkit.notebooks import (
+    KERNEL_NAME,
     NOTEBOOKS,
-    build_report_index,
+    log_parameters,
     notebook_parameters,
+    parameter_values,
     run_notebook,
     validate_parameters,
 )
@@ -40,9 +43,28 @@ def _artifacts(run_id: str, path: str) -> set[str]:
     return {a.path for a in mlflow_manager.client.list_artifacts(run_id, path)}
 
 
+def _user_python3_kernel_without_fraudkit(folder: Path) -> Path:
+    """A user-level `python3` kernelspec whose kernel cannot even start; return the data dir."""
+    spec = folder / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-c", "raise SystemExit('not the kit kernel')", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"})
+    )
+    return folder
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_training_notebook_headless(store, fraudkit_home):
+def test_training_notebook_headless(store, fraudkit_home, tmp_path, monkeypatch, capfd):
+    data_dir = _user_python3_kernel_without_fraudkit(tmp_path / "jupyter-data")
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(data_dir))
+    capfd.readouterr()
     result = run_notebook("training", SMALL, pipeline_id="pipe-1", progress=False)
+    # The kit's own kernel ran it (the user's python3 would have died), over IPC sockets
+    # kept out of the working directory: no TCP port, so no "without encryption" warning.
+    out, err = capfd.readouterr()
+    assert "without encryption" not in out + err
+    assert not list(Path.cwd().glob("kernel-ipc*"))
     run = store.client.get_run(result.run_id)
     assert result.status == run.info.status == "FINISHED"
     assert run.info.run_name.startswith("training-01_training-")
@@ -51,8 +73,12 @@ def test_training_notebook_headless(store, fraudkit_home):
     assert tags["fraudkit.pipeline_id"] == "pipe-1"
     assert tags["fraudkit.experiment_type"] == "training"
     assert len(tags["fraudkit.data_fingerprint"]) >= 16
+    # The runner logged every parameter of the notebook, defaults included.
     assert run.data.params["model_type"] == "hist_gradient_boosting"
     assert run.data.params["n_transactions"] == "20000"
+    assert run.data.params["fraud_rate"] == "0.01"
+    assert run.data.params["data_path"] == "None"
+    assert set(notebook_parameters("training")) - {"mlflow_run_id"} <= set(run.data.params)
     metrics = run.data.metrics
     assert 0 < metrics["average_precision"] <= metrics["bayes_average_precision"] + 0.05
     assert "val_average_precision" in metrics
@@ -79,9 +105,13 @@ def test_training_notebook_headless(store, fraudkit_home):
     linked = {m.key: m for m in logged.metrics}
     assert linked["average_precision"].dataset_name == "test"
     assert linked["average_precision"].dataset_digest == tags["fraudkit.data_fingerprint.test"]
-    # The monitoring reference is the test period with the model's scores on it.
+    # The monitoring reference is the validation and test periods with the model's scores
+    # on them; the fraud count of all the data goes with it.
     reference, scores = store.load_reference(result.run_id)
-    assert len(reference) == len(scores) == int(run.data.params["n_transactions"]) // 5
+    n_rows = int(run.data.params["n_transactions"])
+    assert len(reference) == len(scores) == 2 * n_rows // 5
+    assert metrics["base_rate_rows"] == n_rows
+    assert metrics["base_rate_frauds"] >= reference["Class"].sum() > 0
     # The report hides code; the full rendering keeps it.
     report = re.sub(r"<[^>]+>", "", result.html_report.read_text())
     full = re.sub(r"<[^>]+>", "", result.html_full.read_text())
@@ -131,6 +161,9 @@ def test_notebook_runs_like_jupyterlab_without_run_id(store, tmp_path):
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert run.data.params["n_transactions"] == "150000"
+    # log_parameters logs the same params the runner would have.
+    expected = {k: str(v) for k, v in parameter_values("training").items()}
+    assert {k: run.data.params[k] for k in expected} == expected
     assert "fraudkit.notebook" not in run.data.tags  # not started by the runner
     assert store.client.get_model_version_by_alias(MODEL, "production").run_id == run.info.run_id
 
@@ -179,6 +212,70 @@ def test_bad_parameters_are_refused_before_any_run(store):
     assert store.client.search_runs([store.experiment_id("training")]) == []
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_missing_kit_kernel_is_refused_before_any_run(store, monkeypatch):
+    monkeypatch.setattr(notebooks, "KERNEL_NAME", "fraudkit-not-installed")
+    with pytest.raises(ConfigurationError) as caught:
+        run_notebook("training", SMALL, progress=False)
+    message = str(caught.value)
+    assert "'fraudkit-not-installed'" in message and "make install" in message
+    assert "ipykernel install --sys-prefix --name fraudkit-not-installed" in message
+    assert store.client.search_runs([store.experiment_id("training")]) == []
+
+
+def test_parameter_values_are_defaults_overridden():
+    values = parameter_values("training", {"n_transactions": "5000", "seed": 3})
+    assert values["n_transactions"] == 5000 and values["seed"] == 3
+    assert values["model_type"] == "hist_gradient_boosting" and values["data_path"] is None
+    assert values["fraud_rate"] == pytest.approx(0.00172)
+    assert set(values) == set(notebook_parameters("training")) - {"mlflow_run_id"}
+    with pytest.raises(NotebookParameterError, match="no parameter 'n_rows'"):
+        parameter_values("training", {"n_rows": 1})
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_log_parameters_logs_only_when_the_runner_did_not(store):
+    namespace = {**parameter_values("training"), "seed": 5, "unrelated": 1}
+    with store.start_training_run("interactive") as run:
+        logged = log_parameters("training", {**namespace, "mlflow_run_id": None})
+    params = store.get_run(run.info.run_id).data.params
+    assert logged["seed"] == 5 and "unrelated" not in logged and "mlflow_run_id" not in logged
+    assert params["seed"] == "5" and params["data_path"] == "None" and "unrelated" not in params
+    with store.start_training_run("headless") as run:
+        log_parameters("training", {**namespace, "mlflow_run_id": run.info.run_id})
+    assert store.get_run(run.info.run_id).data.params == {}
+
+
+def _log_params_keys(source: str) -> set[str]:
+    """Literal keys of the dicts passed to any `log_params(...)` call in a code cell."""
+    code = "\n".join(line for line in source.splitlines() if not line.startswith("%"))
+    keys: set[str] = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "log_params":
+            for argument in node.args:
+                if isinstance(argument, ast.Dict):
+                    keys |= {k.value for k in argument.keys if isinstance(k, ast.Constant)}
+    return keys
+
+
+def test_notebooks_are_narrative_and_committed_clean():
+    for name, filename in NOTEBOOKS.items():
+        notebook = nbformat.read(notebooks_dir() / filename, as_version=4)
+        assert notebook.metadata.kernelspec.name == KERNEL_NAME, name
+        declared = set(notebook_parameters(name))
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        calls = 0
+        for cell in code:
+            assert cell.outputs == [] and cell.execution_count is None, (name, cell.id)
+            if "parameters" in cell.metadata.get("tags", []):
+                continue
+            assert len(cell.source.splitlines()) <= 15, (name, cell.id)
+            # The runner (or log_parameters) logs the parameters: no cell lists them again.
+            assert not _log_params_keys(cell.source) & declared, (name, cell.id)
+            calls += cell.source.count(f'log_parameters("{name}", globals())')
+        assert calls == 1, name
+
+
 def test_parameters_cell_declares_typed_defaults():
     for name in NOTEBOOKS:
         if not (notebooks_dir() / NOTEBOOKS[name]).exists():
@@ -194,38 +291,6 @@ def test_validate_parameters_coerces_command_line_text():
         "training", {"n_transactions": "5000", "threshold_target": "1", "data_path": "null"}
     )
     assert checked == {"n_transactions": 5000, "threshold_target": 1.0, "data_path": None}
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        attrs = dict(attrs)
-        if tag == "a" and attrs.get("href"):
-            self.links.append(attrs["href"])
-        if tag == "img" and attrs.get("src"):
-            self.links.append(attrs["src"])
-
-
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_report_index_lists_runs_with_working_relative_links(store, fraudkit_home):
-    ok = run_notebook("training", SMALL, progress=False)
-    with pytest.raises(NotebookExecutionError):
-        run_notebook("training", {"data_path": "/nonexistent.csv"}, progress=False)
-    index = build_report_index()
-    assert index == fraudkit_home / "reports" / "index.html"
-    page = index.read_text()
-    assert ok.run_id in page and ok.run_name in page
-    assert page.index("FAILED") < page.index(ok.run_name)  # newest first
-    assert "production" in page and f"{MODEL} v" in page
-    parser = _Links()
-    parser.feed(page)
-    assert parser.links, "index has no links"
-    for link in parser.links:
-        assert not link.startswith(("/", "file:")), link
-        assert (index.parent / link).is_file(), link
 
 
 def test_papermill_cli_runs_a_notebook_directly(tmp_path, fraudkit_home):

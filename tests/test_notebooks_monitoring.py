@@ -164,8 +164,12 @@ def test_quick_pipeline_detects_drift_retrains_and_promotes(store, tmp_path, mon
     assert run.info.status == "FINISHED"
     params = run.data.params
     assert params["monitoring_run_id"] == monitoring.run_id
+    # Its own parameters as the runner logged them; the traffic it reproduced, read from
+    # the monitoring run, as traffic.*.
+    watched = store.get_run(monitoring.run_id).data.params
     assert params["drift_scenario"] == "new_fraud_pattern"
-    assert params["seed"] == store.get_run(monitoring.run_id).data.params["seed"]
+    for key in ("drift_scenario", "drift_severity", "seed", "n_windows", "window_size"):
+        assert params[f"traffic.{key}"] == watched[key], key
     outcome = _summary(retraining.run_id, tmp_path)
     assert outcome["winner"] == "B" and outcome["statistical_significance"] is True
     assert outcome["p_value"] < 0.05

@@ -14,16 +14,19 @@ import pytest
 from mlflow.entities import Metric, Param
 from sklearn.linear_model import LogisticRegression
 
-from fraudkit import registry
-from fraudkit.data import FEATURE_COLUMNS, TransactionSimulator, data_fingerprint, time_split
+from fraudkit import registry, store
+from fraudkit.data import FEATURE_COLUMNS, data_fingerprint, time_split
 from fraudkit.exceptions import (
     ConfigurationError,
     DataValidationError,
+    ModelError,
     PromotionRefused,
     RegistryError,
 )
+from fraudkit.history import HISTORY_COLUMNS
 from fraudkit.metrics import evaluate
 from fraudkit.models import predict_scores, train_model
+from fraudkit.simulate import TransactionSimulator
 
 NAME = "fraud_lifecycle"
 
@@ -405,7 +408,7 @@ def test_history_covers_versions_and_monitoring_steps(manager):
         manager.log_metrics({"average_precision": 0.0})
 
     history = manager.get_model_performance_history(NAME)
-    assert history.columns.tolist() == registry.HISTORY_COLUMNS
+    assert history.columns.tolist() == HISTORY_COLUMNS
     assert str(history["timestamp"].dt.tz) == "UTC"
     assert set(history["value"]) >= {0.79, 0.84} and 0.1 not in set(history["value"])
     assert 0.0 not in set(history["value"])
@@ -507,7 +510,7 @@ def test_registry_overview(manager):
 
 
 def test_queries_page_through_search_results(manager, monkeypatch):
-    monkeypatch.setattr(registry, "_PAGE_SIZE", 2)
+    monkeypatch.setattr(store, "PAGE_SIZE", 2)
     versions = _register_many(manager, [0.70, 0.71, 0.72, 0.73, 0.74])
     for name in ("m_a", "m_b"):
         _register(manager, {"average_precision": 0.5}, name=name)
@@ -562,3 +565,26 @@ def test_unknown_model_version_and_stage_errors(manager):
         manager.promote_model(NAME, 1, "Archived")
     assert manager.get_version_by_alias(NAME, "Production") is None
     assert manager.alias_history(NAME).empty
+
+
+# -- loading by URI ------------------------------------------------------------------------
+
+
+def test_load_model_returns_the_served_model_and_refuses_other_strings(manager, fitted, toy_data):
+    frame, _ = toy_data
+    version = manager.log_model_with_metadata(fitted, NAME, stage="Staging", input_example=frame)
+    for uri in (f"models:/{NAME}@staging", f"models:/{NAME}/{version.version}"):
+        loaded = registry.load_model(uri, client=manager.client)
+        np.testing.assert_allclose(predict_scores(loaded, frame), fitted.predict_proba(frame)[:, 1])
+    runs_uri = f"runs:/{version.run_id}/model"
+    assert predict_scores(registry.load_model(runs_uri), frame).shape == (len(frame),)
+    for text in ("model.pkl", "/tmp/model", "s3://bucket/model"):
+        with pytest.raises(ConfigurationError, match="starting with models:/ or runs:/"):
+            registry.load_model(text)
+
+
+def test_load_model_names_the_uri_it_cannot_load(manager, fitted, toy_data):
+    manager.log_model_with_metadata(fitted, NAME, input_example=toy_data[0])
+    for uri in (f"models:/{NAME}/9", f"models:/{NAME}@champion", "models:/no_such_model/1"):
+        with pytest.raises(ModelError, match=f"could not load model '{uri}'"):
+            registry.load_model(uri)

@@ -5,7 +5,8 @@
 * A password or token, in the tracking URI or in the environment, never appears in error
   messages, logged params and tags, the store, the artifacts or ``reports/index.html``.
 * Models are stored with skops and an explicit trusted-type list: a model holding other
-  code is refused at logging, and a model file swapped afterwards is refused at loading.
+  code is refused at logging, and a model file swapped afterwards is refused at loading,
+  even when its ``MLmodel`` is changed to trust it.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from sklearn.preprocessing import FunctionTransformer
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from fraudkit import mlflow_manager
-from fraudkit.abtest import run_ab_test
 from fraudkit.cli import cli
-from fraudkit.data import FEATURE_COLUMNS, LABEL_COLUMN, TransactionSimulator
+from fraudkit.data import FEATURE_COLUMNS, LABEL_COLUMN
 from fraudkit.exceptions import ConfigurationError, ModelError, TrackingError
 from fraudkit.models import train_model
-from fraudkit.notebooks import build_report_index
+from fraudkit.registry import load_model
+from fraudkit.reports import build_report_index
+from fraudkit.simulate import TransactionSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-Pa55"
@@ -59,7 +61,7 @@ def _log_model(model, name: str, traffic):
 def test_ui_binds_to_localhost_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "[default: 127.0.0.1]" in CliRunner().invoke(cli, ["ui", "--help"]).output
     started = []
-    monkeypatch.setattr(subprocess, "call", lambda command: started.append(command) or 0)
+    monkeypatch.setattr(subprocess, "call", lambda command, **kwargs: started.append(command) or 0)
     result = CliRunner().invoke(cli, ["ui"])
     assert result.exit_code == 0, result.output
     (command,) = started
@@ -75,7 +77,7 @@ def test_make_targets_fixtures_and_compose_bind_to_localhost_by_default() -> Non
     # Every server the tests start (mlflow, PostgreSQL) listens on 127.0.0.1 only.
     hosts = [
         host
-        for path in sorted((ROOT / "tests").glob("*.py"))
+        for path in sorted((ROOT / "tests").rglob("*.py"))
         for host in re.findall(r'"--host",\s*"([^"]+)"', path.read_text())
     ]
     assert hosts and set(hosts) == {"127.0.0.1"}
@@ -257,9 +259,39 @@ def test_a_model_file_swapped_after_logging_is_refused_on_load(
     with pytest.raises(UntrustedTypesFoundException, match=re.escape(hostile_type)):
         mlflow.pyfunc.load_model("models:/swap_check@staging")
     with pytest.raises(ModelError) as caught:
-        run_ab_test("models:/swap_check@staging", model, traffic)
+        load_model("models:/swap_check@staging")
     assert "refusing to load model 'models:/swap_check@staging'" in str(caught.value)
     assert hostile_type in str(caught.value)
+
+
+def test_a_model_tampered_in_both_files_is_refused_on_load(fraudkit_home: Path, traffic) -> None:
+    model = train_model(traffic, "logistic_regression")
+    _log_model(model, "double_swap_check", traffic)
+    # The attacker also rewrites MLmodel so that it trusts the hostile type: MLflow (and
+    # skops) would then load it and run os.system; the kit's own allow-list refuses it.
+    folder = _logged_model_dir(fraudkit_home)
+    hostile = make_pipeline(FunctionTransformer(os.system), LogisticRegression())
+    skops.io.dump(hostile, folder / "model.skops")
+    hostile_type = f"{os.system.__module__}.system"
+    spec = yaml.safe_load((folder / "MLmodel").read_text())
+    trusted = [str(t) for t in skops.io.get_untrusted_types(file=folder / "model.skops")]
+    spec["flavors"]["sklearn"]["skops_trusted_types"] = trusted
+    (folder / "MLmodel").write_text(yaml.safe_dump(spec))
+    assert hostile_type in trusted
+    with pytest.raises(ModelError) as caught:
+        load_model("models:/double_swap_check@staging")
+    message = str(caught.value)
+    assert "refusing to load model 'models:/double_swap_check@staging'" in message
+    assert hostile_type in message and "scikit-learn, numpy and scipy" in message
+
+
+def test_a_pickled_model_is_refused_on_load(fraudkit_home: Path, traffic) -> None:
+    model = train_model(traffic, "logistic_regression")
+    with mlflow_manager.start_training_run("pickle_check"):
+        mlflow_manager.activate()
+        info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+    with pytest.raises(ModelError, match="not a scikit-learn model serialised with skops"):
+        load_model(info.model_uri)
 
 
 def test_a_model_holding_custom_code_is_refused_before_anything_is_logged(traffic) -> None:

@@ -4,20 +4,17 @@ calibrated fraud probability that ``train_model`` produced."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
+from support.servers import ModelServer
 
 from fraudkit import mlflow_manager
-from fraudkit.data import FEATURE_COLUMNS, TransactionSimulator, time_split
+from fraudkit.data import FEATURE_COLUMNS, time_split
 from fraudkit.models import base_model, predict_scores, train_model
+from fraudkit.simulate import TransactionSimulator
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -40,46 +37,10 @@ def test_served_production_model_returns_calibrated_probabilities(backend, fraud
         model, NAME, stage="Production", input_example=split.test[FEATURE_COLUMNS].head(5)
     )
     rows = split.test.head(200)
-    port = free_port()
-    bin_dir = str(Path(sys.executable).parent)  # the server runs uvicorn from the venv
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "MLFLOW_TRACKING_URI": mlflow_manager.tracking_uri,
-    }
-    log = (fraudkit_home / "serve.log").open("w")
-    command = [f"{bin_dir}/mlflow", "models", "serve", "-m", f"models:/{NAME}@production"]
-    command += ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(
-        command,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    output = (fraudkit_home / "serve.log").read_text()
-                    raise AssertionError(f"mlflow models serve did not start: {output}") from None
-                time.sleep(0.5)
-        frame = rows[FEATURE_COLUMNS]
-        answer = _post(
-            f"http://127.0.0.1:{port}/invocations",
-            {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))},
-        )
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    frame = json.loads(rows[FEATURE_COLUMNS].to_json(orient="split", index=False))
+    model_uri = f"models:/{NAME}@production"
+    with ModelServer(model_uri, mlflow_manager.tracking_uri, fraudkit_home) as server:
+        answer = _post(f"{server.url}/invocations", {"dataframe_split": frame})
     served = np.asarray(answer["predictions"], dtype=float)[:, 1]
     np.testing.assert_allclose(served, predict_scores(model, rows), rtol=1e-6, atol=1e-9)
     # ... and not the class-weighted pipeline's inflated scores.

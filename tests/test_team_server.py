@@ -14,9 +14,11 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
-from pg_server import MlflowServer, WorkerPool, postgres_cluster
+from support.servers import MlflowServer, postgres_cluster
+from support.workers import WorkerPool
 
 from fraudkit import mlflow_manager
+from fraudkit.store import paged
 
 NOTEBOOK_PARAMETERS = {"n_transactions": 20_000, "fraud_rate": 0.01}
 MODEL = "credit_card_fraud_detector"
@@ -41,14 +43,8 @@ def client(team_server: MlflowServer, monkeypatch: pytest.MonkeyPatch):
 
 
 def _runs(client, filter_string: str) -> list:
-    runs, token = [], None
     experiment = mlflow_manager.experiment_id("training")
-    while True:
-        page = client.search_runs([experiment], filter_string, max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+    return list(paged(client.search_runs, experiment_ids=[experiment], filter_string=filter_string))
 
 
 def _served_path(server: MlflowServer, artifact_uri: str) -> Path:

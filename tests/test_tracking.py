@@ -18,10 +18,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from fraudkit import MLFLOW_EXPERIMENTS, ExperimentType, mlflow_manager
+from fraudkit.batch_logging import TRUNCATION_MARKER
 from fraudkit.data import data_fingerprint
 from fraudkit.exceptions import ConfigurationError, TrackingError
 from fraudkit.models import predict_scores
-from fraudkit.tracking import TRUNCATION_MARKER, MlflowManager
+from fraudkit.tracking import MlflowManager
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +55,14 @@ def test_setup_experiments_creates_the_seed_experiments(manager, backend, fraudk
         assert experiment.name == MLFLOW_EXPERIMENTS[key]
         if backend == "sqlite":
             assert experiment.artifact_location == (fraudkit_home / "mlartifacts").as_uri()
-    manager._experiment_ids.clear()
+    manager.reset()
     assert manager.setup_experiments() == ids  # idempotent
 
 
 def test_deleted_experiment_is_restored_not_duplicated(manager):
     ids = manager.setup_experiments()
     _client().delete_experiment(ids["monitoring"])
-    manager._experiment_ids.clear()
+    manager.reset()
     again = manager.setup_experiments()
     assert again["monitoring"] == ids["monitoring"]
     assert _client().get_experiment(ids["monitoring"]).lifecycle_stage == "active"
@@ -232,9 +233,9 @@ def test_log_artifacts_files_dirs_figures_and_missing_paths(manager, tmp_path):
 
 def test_log_dataset_records_schema_profile_and_fingerprints(manager):
     from fraudkit.data import data_fingerprint, load_or_simulate
-    from fraudkit.tracking import _SCHEMA_SAMPLE_ROWS
+    from fraudkit.model_logging import SCHEMA_SAMPLE_ROWS
 
-    frame, _ = load_or_simulate(None, n_transactions=3 * _SCHEMA_SAMPLE_ROWS, seed=1)
+    frame, _ = load_or_simulate(None, n_transactions=3 * SCHEMA_SAMPLE_ROWS, seed=1)
     test = frame.tail(500)
     with warnings.catch_warnings():
         # MLflow's integer-column hint would otherwise land in every notebook report.
@@ -405,3 +406,73 @@ def test_explicit_tracking_uri(tmp_path):
     manager = MlflowManager(tracking_uri=f"sqlite:///{tmp_path / 'other.db'}")
     manager.setup_experiments()
     assert (tmp_path / "other.db").exists()
+
+
+def test_first_use_of_a_store_creates_all_five_experiments(manager, backend):
+    client = manager.client  # opening the store alone creates nothing
+    if backend == "sqlite":  # the shared server keeps earlier tests' experiments
+        assert [e.name for e in client.search_experiments()] in ([], ["Default"])
+    with manager.start_monitoring_run("first_use"):
+        pass
+    names = {e.name for e in client.search_experiments()}
+    assert set(MLFLOW_EXPERIMENTS.values()) <= names
+
+
+def test_reset_forgets_the_store_and_ends_active_runs(manager):
+    ids = manager.setup_experiments()
+    run = manager.start_training_run("left_open")
+    manager.reset()
+    assert mlflow.active_run() is None
+    assert _run(run.info.run_id).info.status == "FINISHED"
+    _client().delete_experiment(ids["training"])
+    manager.reset()
+    assert manager.setup_experiments() == ids  # looked up again, the deleted one restored
+
+
+def test_registry_methods_are_written_out_with_real_signatures():
+    import inspect
+
+    from fraudkit import history, promotion, registry
+
+    assert "__getattr__" not in vars(MlflowManager)
+    owners = {
+        "promote_model": promotion,
+        "rollback_model": registry,
+        "compare_model_versions": history,
+        "get_model_performance_history": history,
+        "detect_performance_degradation": history,
+        "get_registry_overview": history,
+        "alias_history": registry,
+        "link_run_to_version": registry,
+        "get_version_by_alias": registry,
+        "resolve_model_uri": registry,
+    }
+    for name, module in owners.items():
+        method = inspect.signature(getattr(MlflowManager, name))
+        function = inspect.signature(getattr(module, name))
+        # The same parameters, the client bound from the manager in place of self.
+        assert list(method.parameters)[1:] == list(function.parameters)[1:], name
+        assert getattr(MlflowManager, name).__doc__, name
+
+
+def test_latest_finished_run(manager, backend):
+    from fraudkit.tracking import latest_finished_run
+
+    assert latest_finished_run("monitoring") is None
+    if backend == "sqlite":  # reading created nothing
+        assert manager.client.get_experiment_by_name(MLFLOW_EXPERIMENTS["monitoring"]) is None
+    with manager.start_monitoring_run("older") as older:
+        manager.set_tags({"fraudkit.summary.retraining_recommended": "True"})
+    with manager.start_monitoring_run("newer") as newer:
+        pass
+    with pytest.raises(ZeroDivisionError), manager.start_monitoring_run("failed"):
+        1 / 0  # noqa: B018
+    manager.start_monitoring_run("running")
+    found = latest_finished_run(ExperimentType.MONITORING, client=manager.client)
+    assert found.info.run_id == newer.info.run_id
+    recommended = "tags.`fraudkit.summary.retraining_recommended` = 'True'"
+    found = latest_finished_run("monitoring", filter_string=recommended)
+    assert found.info.run_id == older.info.run_id
+    assert latest_finished_run("training") is None
+    with pytest.raises(ConfigurationError, match="unknown experiment type"):
+        latest_finished_run("scoring")

@@ -1,0 +1,140 @@
+"""``fraudkit run | pipeline | report | ui``: notebooks, the report index and the MLflow UI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import click
+
+__all__ = ["pipeline_command", "report_command", "run_command", "ui_command"]
+
+
+def _echo_run(run: Any) -> None:
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(run.metrics.items()))
+    click.echo(f"{run.notebook}: {run.status} run {run.run_id} ({run.duration_s:.1f} s) {metrics}")
+    click.echo(f"  report: {run.html_report}")
+
+
+@click.command("run")
+@click.argument("notebook")
+@click.option(
+    "-p",
+    "--parameter",
+    "pairs",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A notebook parameter (repeatable); values are read as YAML scalars.",
+)
+@click.option(
+    "-f",
+    "--parameters-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML file of parameters; -p values override it.",
+)
+@click.option("--timeout", type=float, default=None, help="Per-cell timeout in seconds.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def run_command(
+    notebook: str,
+    pairs: tuple,
+    parameters_file: str | None,
+    timeout: float | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Execute NOTEBOOK (training, model_comparison, ab_testing, monitoring, retraining)."""
+    import yaml
+
+    from fraudkit.notebooks import run_notebook
+
+    parameters: dict[str, Any] = {}
+    if parameters_file:
+        try:
+            with open(parameters_file, encoding="utf-8") as handle:
+                loaded = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as exc:
+            # PyYAML's messages span several lines; errors here are one line.
+            raise click.BadParameter(
+                f"not valid YAML: {' '.join(str(exc).split())}", param_hint="--parameters-file"
+            ) from exc
+        if not isinstance(loaded, dict):
+            raise click.BadParameter(
+                "must hold a mapping of parameter names to values", param_hint="--parameters-file"
+            )
+        parameters.update(loaded)
+    parameters.update(dict(pairs))
+    result = run_notebook(notebook, parameters, timeout=timeout, progress=not quiet)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _echo_run(result)
+
+
+@click.command("pipeline")
+@click.option("--quick", is_flag=True, help="Small data: the whole pipeline in about a minute.")
+@click.option(
+    "-f",
+    "--config-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML mapping notebook name -> parameters.",
+)
+@click.option("--quiet", is_flag=True, help="No per-cell progress bars.")
+def pipeline_command(quick: bool, config_file: str | None, quiet: bool) -> None:
+    """Run the notebooks in order under one pipeline id, then rebuild reports/index.html."""
+    from fraudkit.exceptions import NotebookExecutionError
+    from fraudkit.notebooks import load_pipeline_config, run_pipeline
+
+    overrides = load_pipeline_config(config_file) if config_file else None
+    try:
+        result = run_pipeline(
+            quick=quick,
+            parameters=overrides,
+            progress=not quiet,
+            on_start=lambda name: click.echo(f"== {name}"),
+        )
+    except NotebookExecutionError:
+        from fraudkit.config import reports_dir
+
+        click.echo(f"Report index: {reports_dir() / 'index.html'}", err=True)
+        raise
+    for run in result.runs:
+        _echo_run(run)
+    click.echo(f"pipeline {result.pipeline_id}: {len(result.runs)} notebooks")
+    click.echo(f"Report index: {result.index}")
+
+
+@click.command("report")
+def report_command() -> None:
+    """Rebuild reports/index.html from the tracking store."""
+    from fraudkit.reports import build_report_index
+
+    click.echo(f"Report index: {build_report_index()}")
+
+
+@click.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=5000, show_default=True, type=int)
+def ui_command(host: str, port: int) -> None:
+    """Open the MLflow UI on the kit's tracking store."""
+    from fraudkit.config import artifact_root, is_remote, redact_uri, tracking_uri
+
+    uri = tracking_uri()
+    if is_remote(uri):
+        raise click.UsageError(
+            f"the store is a tracking server already; open {redact_uri(uri)} in a browser"
+        )
+    command = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
+    # The store URI may hold a database password. `mlflow ui` reads both locations from
+    # these variables, which stay private to the user, where a command line is shown by
+    # `ps` to every local user.
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
+    root = artifact_root(uri)
+    if root:
+        env["MLFLOW_DEFAULT_ARTIFACT_ROOT"] = root
+    click.echo(f"MLflow UI for {redact_uri(uri)} on http://{host}:{port} (Ctrl+C to stop)")
+    sys.exit(subprocess.call(command, env=env))

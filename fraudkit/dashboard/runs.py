@@ -1,0 +1,219 @@
+"""Reading runs for the dashboard: the store, the experiments, and runs in long form.
+
+Two paths give the same answers. The public MLflow API (``search_runs``) is the reference
+and works on every store, including a remote ``mlflow server``; the SQL fast path
+(:mod:`fraudkit.dashboard.fastpath`) reads the same rows far faster from an SQL store
+whose schema it knows. :func:`read_tables` picks the path; the rest of the dashboard
+works on the :class:`RunTables` it returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from fraudkit.config import ExperimentType
+from fraudkit.dashboard import fastpath
+from fraudkit.store import paged, store_error
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from fraudkit.tracking import MlflowManager
+
+__all__ = [
+    "KEY_METRIC",
+    "PAGE_SIZE",
+    "RUN_COLUMNS",
+    "RUN_STATUSES",
+    "Progress",
+    "RunTables",
+    "as_time",
+    "experiment_ids",
+    "long_frame",
+    "newest_first",
+    "read_tables",
+    "resolve_manager",
+    "to_records",
+    "translated",
+]
+
+KEY_METRIC = "average_precision"
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+PAGE_SIZE = 10_000  # runs per search_runs page
+RUN_COLUMNS = [
+    "run_id",
+    "run_name",
+    "experiment_id",
+    "status",
+    "start_time",
+    "end_time",
+    "artifact_uri",
+]
+
+Progress = Callable[[int], None]
+"""Called with the number of runs just processed (drives a progress bar)."""
+
+
+def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Return the rows of ``frame`` as JSON-ready dicts (ISO timestamps, NaN as None)."""
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def resolve_manager(manager: MlflowManager | None) -> MlflowManager:
+    """Return ``manager``, or the module-level :data:`fraudkit.mlflow_manager` when None."""
+    if manager is not None:
+        return manager
+    from fraudkit.tracking import mlflow_manager
+
+    return mlflow_manager
+
+
+@contextmanager
+def translated(manager: MlflowManager) -> Iterator[None]:
+    """Turn MLflow errors into fraudkit's (unreachable store -> TrackingUnavailableError)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise store_error(exc, manager.tracking_uri) from exc
+
+
+def experiment_ids(client: MlflowClient, types: Sequence[ExperimentType]) -> dict[str, str]:
+    """Return ``{experiment_id: type}`` of the experiments that exist (reading creates none)."""
+    found = {}
+    for kind in types:
+        experiment = client.get_experiment_by_name(kind.experiment_name)
+        if experiment is not None:
+            found[experiment.experiment_id] = kind.value
+    return found
+
+
+@dataclass(frozen=True, eq=False)
+class RunTables:
+    """Active runs of some experiments in long form, as both paths read them.
+
+    Attributes
+    ----------
+    runs : DataFrame
+        :data:`RUN_COLUMNS`, start and end times in epoch milliseconds.
+    metrics : DataFrame
+        run_id, key, value (the latest value of each metric).
+    params, tags : DataFrame
+        run_id, key, value.
+    """
+
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+    params: pd.DataFrame
+    tags: pd.DataFrame
+
+    @classmethod
+    def from_rows(cls, rows: fastpath.RunRows) -> RunTables:
+        """Build the tables from rows of tuples."""
+        return cls(
+            pd.DataFrame(rows.runs, columns=RUN_COLUMNS),
+            long_frame(rows.metrics),
+            long_frame(rows.params),
+            long_frame(rows.tags),
+        )
+
+
+def long_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Return ``(run_id, key, value)`` rows as a DataFrame."""
+    return pd.DataFrame(rows, columns=["run_id", "key", "value"])
+
+
+def _api_rows(
+    client: MlflowClient, ids: list[str], filter_string: str | None = None
+) -> fastpath.RunRows:
+    """The reference path: MLflow's search_runs."""
+    from mlflow.entities import ViewType
+
+    rows = fastpath.RunRows([], [], [], [])
+    if not ids:
+        return rows
+    found = paged(
+        client.search_runs,
+        experiment_ids=ids,
+        filter_string=filter_string or "",
+        run_view_type=ViewType.ACTIVE_ONLY,
+        max_results=PAGE_SIZE,
+    )
+    for run in found:
+        info, data = run.info, run.data
+        rows.runs.append(
+            (
+                info.run_id,
+                info.run_name,
+                str(info.experiment_id),
+                info.status,
+                info.start_time,
+                info.end_time,
+                info.artifact_uri,
+            )
+        )
+        rows.metrics.extend((info.run_id, k, v) for k, v in data.metrics.items())
+        rows.params.extend((info.run_id, k, v) for k, v in data.params.items())
+        rows.tags.extend((info.run_id, k, v) for k, v in data.tags.items())
+    return rows
+
+
+def read_tables(
+    manager: MlflowManager,
+    ids: list[str],
+    *,
+    fast: bool,
+    filter_string: str | None = None,
+    only_metric: str | None = None,
+) -> RunTables:
+    """Read the active runs of experiments ``ids``.
+
+    Parameters
+    ----------
+    manager : MlflowManager
+    ids : list of str
+        Experiment ids.
+    fast : bool
+        Allow the SQL fast path; it applies only without an MLflow ``filter_string``.
+    filter_string : str, optional
+        An MLflow search filter (the public API evaluates it).
+    only_metric : str, optional
+        Keep only this metric, and no params or tags.
+
+    Returns
+    -------
+    RunTables
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not filter_string:
+        with fastpath.connect(manager.tracking_uri, fast) as engine:
+            if engine is not None:
+                try:
+                    return RunTables.from_rows(fastpath.read_rows(engine, ids, only_metric))
+                except SQLAlchemyError:
+                    pass  # e.g. a locked SQLite file: the public API decides what to report
+    tables = RunTables.from_rows(_api_rows(manager.client, ids, filter_string))
+    if only_metric is not None:
+        metrics = tables.metrics[tables.metrics["key"] == only_metric].reset_index(drop=True)
+        tables = RunTables(tables.runs, metrics, long_frame([]), long_frame([]))
+    return tables
+
+
+def newest_first(runs: pd.DataFrame) -> pd.DataFrame:
+    """Sort runs as MLflow does: start time descending, run id breaking ties."""
+    return runs.sort_values(
+        ["start_time", "run_id"], ascending=[False, True], na_position="last", ignore_index=True
+    )
+
+
+def as_time(values: pd.Series) -> pd.Series:
+    """Return epoch milliseconds as UTC timestamps."""
+    return pd.to_datetime(values, unit="ms", utc=True)

@@ -1,0 +1,365 @@
+"""HTML reports of notebook runs and the static page that lists them.
+
+Every headless run (:func:`fraudkit.notebooks.run_notebook`) leaves, in
+``<FRAUDKIT_HOME>/reports/runs/<run name>/``: ``report.html`` without code,
+``notebook.html`` with code and ``figures/`` (its PNG outputs as files);
+:func:`write_run_reports` makes them. :func:`build_report_index` writes
+``reports/index.html``: current production and staging versions, one row per notebook run
+and the figures of the newest run of each notebook.
+
+The pages are static and self-contained (images embedded, no script fetched from the
+network), so they read the same from disk, from an MLflow artifact view or in a mail
+attachment. Their templates are package data files in ``fraudkit/templates/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fraudkit import config
+from fraudkit.config import TAG_PREFIX
+from fraudkit.exceptions import TrackingError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+__all__ = [
+    "ERROR_TAG",
+    "FAILED_CELL_TAG",
+    "KEY_METRICS",
+    "REPORT_DIR_TAG",
+    "TEMPLATES_DIR",
+    "build_report_index",
+    "describe_failure",
+    "extract_figures",
+    "new_run_folder",
+    "render_html",
+    "write_run_reports",
+]
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+NOTEBOOK_TEMPLATE = "notebook_report.html.j2"
+INDEX_TEMPLATE = "report_index.html.j2"
+
+# Run tags the runner writes and the index reads: the run's report folder (relative to
+# the reports folder), and where and how a failed notebook failed.
+REPORT_DIR_TAG = f"{TAG_PREFIX}report_dir"
+FAILED_CELL_TAG = f"{TAG_PREFIX}failed_cell"
+ERROR_TAG = f"{TAG_PREFIX}error"
+
+# The metrics a run's row (and the CLI's summary of a run) shows, in this order.
+KEY_METRICS = (
+    "p_value",
+    "improvement",
+    "share_drifted",
+    "retraining_recommended",
+    "promoted",
+    "average_precision",
+    "roc_auc",
+    "fraud_recall",
+    "fraud_precision",
+    "bayes_average_precision",
+)
+REPORT_FILES = (
+    ("report", "report.html"),
+    ("notebook", "notebook.html"),
+    (".ipynb", "notebook.ipynb"),
+)
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+def new_run_folder(path: Path) -> Path:
+    """Create and return a run's report folder ``path``, or ``path-2``, ``path-3``... when taken.
+
+    Run names have one-second resolution, so notebooks started together share a name;
+    each must still get a folder of its own (mkdir is atomic, across processes too).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in itertools.count(1):
+        folder = path if attempt == 1 else path.with_name(f"{path.name}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def render_html(executed: Path, destination: Path, *, hide_input: bool) -> Path:
+    """Render an executed notebook to a self-contained HTML file.
+
+    Parameters
+    ----------
+    executed : Path
+        The executed ``.ipynb``.
+    destination : Path
+        The HTML file to write.
+    hide_input : bool
+        Leave out code cells' input and the prompts (a report for readers).
+
+    Returns
+    -------
+    Path
+        ``destination``.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="lab",
+        # An absolute path: nbconvert adds its folder after its own, so the template's
+        # `extends 'index.html.j2'` still finds JupyterLab's.
+        template_file=str(TEMPLATES_DIR / NOTEBOOK_TEMPLATE),
+        exclude_input=hide_input,
+        exclude_input_prompt=hide_input,
+        exclude_output_prompt=hide_input,
+    )
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    destination.write_text(body, encoding="utf-8")
+    return destination
+
+
+def extract_figures(executed: Path, folder: Path, limit: int = 12) -> list[Path]:
+    """Save the PNG outputs of an executed notebook as files, for the report index.
+
+    Parameters
+    ----------
+    executed : Path
+        The executed ``.ipynb``.
+    folder : Path
+        Where to write ``figure_01.png``, ``figure_02.png``... (created if missing).
+    limit : int
+        Keep at most this many, in the notebook's order.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    import nbformat
+
+    notebook = nbformat.read(executed, as_version=4)
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png and len(saved) < limit:
+                path = folder / f"figure_{len(saved) + 1:02d}.png"
+                path.write_bytes(base64.b64decode(png))
+                saved.append(path)
+    return saved
+
+
+def write_run_reports(source: Path, executed: Path, run_id: str) -> None:
+    """Write a run's ``report.html``, ``notebook.html`` and ``figures/`` beside ``executed``.
+
+    When execution never began (no executed notebook), the source notebook stands in, so
+    a failed run still has a report.
+
+    Raises
+    ------
+    TrackingError
+        The files cannot be written (disk full, read-only folder); the message says where.
+    """
+    import shutil
+
+    folder = executed.parent
+    try:
+        if not executed.exists():
+            shutil.copy(source, executed)
+        render_html(executed, folder / "report.html", hide_input=True)
+        render_html(executed, folder / "notebook.html", hide_input=False)
+        extract_figures(executed, folder / "figures")
+    except OSError as exc:
+        raise TrackingError(
+            f"could not write the report of run {run_id} to {folder} ({exc}); free disk "
+            f"space or make {config.reports_dir()} a writable folder, or set "
+            f"{config.ENV_HOME} to a writable folder"
+        ) from exc
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+def describe_failure(error: BaseException, executed: Path) -> tuple[int | None, str, str]:
+    """Say where and how a notebook execution failed.
+
+    Parameters
+    ----------
+    error : BaseException
+        What papermill raised (a cell error, a dead kernel, a timeout...).
+    executed : Path
+        The executed notebook papermill saved (possibly partial, possibly missing).
+
+    Returns
+    -------
+    tuple
+        The failing cell's index in the saved notebook (None when unknown), a one-line
+        error and the traceback.
+    """
+    from papermill.exceptions import PapermillExecutionError
+
+    cell = _failing_cell(executed)
+    if isinstance(error, PapermillExecutionError):
+        trace = error.traceback
+        trace = "\n".join(trace) if isinstance(trace, list) else str(trace)
+        return cell, f"{error.ename}: {error.evalue}", trace
+    kind = type(error).__name__
+    if "DeadKernel" in kind:
+        died_in = cell if cell is not None else _last_started_cell(executed)
+        return died_in, "the kernel died (killed, out of memory or os._exit)", str(error)
+    if "Timeout" in kind:
+        return cell, f"a cell exceeded the timeout ({error})", str(error)
+    return cell, f"{kind}: {error}", str(error)
+
+
+def _failing_cell(executed: Path) -> int | None:
+    """Index of the failing cell in the saved notebook.
+
+    Located in the file itself rather than taken from papermill's exception, because
+    papermill inserts an error banner cell at the top of the saved notebook.
+    """
+    import nbformat
+
+    if not executed.exists():
+        return None
+    cells = nbformat.read(executed, as_version=4).cells
+    for index, cell in enumerate(cells):
+        meta = cell.get("metadata", {}).get("papermill", {})
+        errored = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        if errored or meta.get("exception") or meta.get("status") == "running":
+            return index
+    return None
+
+
+def _last_started_cell(executed: Path) -> int | None:
+    """Index of the last cell papermill started: where a dead kernel stopped.
+
+    A kernel that dies leaves no error output and papermill marks every cell completed,
+    but only the cells it reached have a start time.
+    """
+    import nbformat
+
+    if not executed.exists():
+        return None
+    cells = nbformat.read(executed, as_version=4).cells
+    started = [
+        i
+        for i, c in enumerate(cells)
+        if c.get("metadata", {}).get("papermill", {}).get("start_time")
+    ]
+    return started[-1] if started else None
+
+
+# -- the index page ----------------------------------------------------------------------------
+
+
+def _format_metrics(metrics: Mapping[str, float]) -> str:
+    return ", ".join(f"{k} {metrics[k]:.4f}" for k in KEY_METRICS if k in metrics)
+
+
+def _model_cards(client: MlflowClient) -> list[dict[str, Any]]:
+    from fraudkit import registry
+    from fraudkit.store import paged, run_metrics
+
+    cards = []
+    for model in paged(client.search_registered_models):
+        for alias in ("production", "staging"):
+            holder = registry.get_version_by_alias(client, model.name, alias)
+            if holder is not None:
+                cards.append(
+                    {
+                        "alias": alias,
+                        "model": model.name,
+                        "version": holder.version,
+                        "run_id": holder.run_id,
+                        "metrics": _format_metrics(run_metrics(client, holder.run_id)),
+                    }
+                )
+    return cards
+
+
+def _index_row(run: Run, base: Path) -> tuple[dict[str, Any], list[str]]:
+    """One run's row of the index, and its figures, as links relative to ``base``."""
+    tags = run.data.tags
+    folder = base / tags.get(REPORT_DIR_TAG, f"runs/{run.info.run_name}")
+    links = [
+        (label, (folder / name).relative_to(base).as_posix())
+        for label, name in REPORT_FILES
+        if (folder / name).exists()
+    ]
+    figures = sorted((folder / "figures").glob("*.png")) if folder.exists() else []
+    started = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+    row = {
+        "kind": tags.get(f"{TAG_PREFIX}experiment_type", ""),
+        "name": run.info.run_name,
+        "status": run.info.status,
+        "error": (tags.get(ERROR_TAG) or "")[:200],
+        "cell": tags.get(FAILED_CELL_TAG, "?"),
+        "started": started.strftime("%Y-%m-%d %H:%M:%S"),
+        "metrics": _format_metrics(run.data.metrics),
+        "links": links,
+        "run_id": run.info.run_id,
+    }
+    return row, [f.relative_to(base).as_posix() for f in figures]
+
+
+def build_report_index(output: str | os.PathLike | None = None) -> Path:
+    """Write ``reports/index.html`` listing every notebook run, newest first.
+
+    The page is static (open it from disk): current production and staging versions at
+    the top, then one row per run with its type, name, status, start time, key metrics,
+    relative links to its HTML report and executed notebook (when the files exist
+    locally) and its MLflow run id, then the figures of the newest run of each notebook.
+
+    Parameters
+    ----------
+    output : path, optional
+        Where to write the page; default ``<FRAUDKIT_HOME>/reports/index.html``. Links are
+        relative to its folder.
+
+    Returns
+    -------
+    Path
+        The page written.
+    """
+    import jinja2
+
+    from fraudkit.store import paged
+    from fraudkit.tracking import mlflow_manager
+
+    client = mlflow_manager.client
+    target = Path(output) if output else config.reports_dir() / "index.html"
+    runs = paged(
+        client.search_runs,
+        experiment_ids=list(mlflow_manager.setup_experiments().values()),
+        filter_string=f"tags.`{TAG_PREFIX}notebook` != ''",
+        order_by=["attributes.start_time DESC"],
+    )
+    rows, figures = [], {}
+    for run in runs:
+        row, paths = _index_row(run, target.parent)
+        rows.append(row)
+        if paths and row["kind"] not in figures:
+            figures[row["kind"]] = {"name": row["name"], "paths": paths}
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+    page = environment.get_template(INDEX_TEMPLATE).render(
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        store=config.redact_uri(mlflow_manager.tracking_uri),
+        models=_model_cards(client),
+        rows=rows,
+        figures=figures,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(page, encoding="utf-8")
+    return target
