@@ -408,6 +408,9 @@ def run_notebook(
     pipeline_id: str | None = None,
     timeout: float | None = None,
     progress: bool = True,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    job_timeout: float | None = None,
 ) -> NotebookRun:
     """Execute notebook ``name`` headless on its own MLflow run.
 
@@ -423,6 +426,12 @@ def run_notebook(
         Per-cell timeout in seconds.
     progress : bool
         Show papermill's per-cell progress bar.
+    parent_run_id : str, optional
+        Makes the run a child of this run (``mlflow.parentRunId``), as a sweep's points are.
+    tags : mapping, optional
+        Extra tags of the run, set when it is created.
+    job_timeout : float, optional
+        Time budget of the whole execution in seconds: each cell may use what is left of it.
 
     Returns
     -------
@@ -449,21 +458,31 @@ def run_notebook(
     manager = mlflow_manager
     client = manager.client
     run_name = manager.run_name(key, source.stem)
-    tags = {
+    run_tags = {
         **manager.run_tags(key, source.stem),
         f"{TAG_PREFIX}notebook": source.name,
         "mlflow.source.name": source.name,
         "mlflow.source.type": "NOTEBOOK",
+        **(tags or {}),
     }
     if pipeline_id:
-        tags[f"{TAG_PREFIX}pipeline_id"] = pipeline_id
+        run_tags[f"{TAG_PREFIX}pipeline_id"] = pipeline_id
+    if parent_run_id:
+        run_tags["mlflow.parentRunId"] = parent_run_id
     try:
-        run = client.create_run(manager.experiment_id(key), run_name=run_name, tags=tags)
+        run = client.create_run(manager.experiment_id(key), run_name=run_name, tags=run_tags)
     except MlflowException as exc:
         raise store_error(exc, manager.tracking_uri, what=f"creating a {key} run") from exc
     run_id = run.info.run_id
     output_dir = config.reports_dir() / "runs" / run_name
     started = time.perf_counter()
+    deadline = started + (job_timeout or 0.0)
+
+    def cell_timeout(_cell: Any) -> float:
+        # nbclient asks this for each cell's timeout, in place of `timeout`: what is left of
+        # the job's budget, at least 1 s (nbclient reads 0 as "no timeout").
+        return max(1.0, min(deadline - time.perf_counter(), timeout or float("inf")))
+
     error: BaseException | None = None
     try:
         output_dir = reports.new_run_folder(output_dir)
@@ -487,6 +506,7 @@ def run_notebook(
                 progress_bar=progress,
                 execution_timeout=timeout,
                 config=kernel_config,  # passed on to nbclient, which gives it to the kernel manager
+                timeout_func=cell_timeout if job_timeout else None,
             )
     except BaseException as exc:
         error = exc

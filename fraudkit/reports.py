@@ -4,8 +4,9 @@ Every headless run (:func:`fraudkit.notebooks.run_notebook`) leaves, in
 ``<FRAUDKIT_HOME>/reports/runs/<run name>/``: ``report.html`` without code,
 ``notebook.html`` with code and ``figures/`` (its PNG outputs as files);
 :func:`write_run_reports` makes them. :func:`build_report_index` writes
-``reports/index.html``: current production and staging versions, one row per notebook run
-and the figures of the newest run of each notebook.
+``reports/index.html``: current production and staging versions, one row per sweep (see
+:mod:`fraudkit.sweep`), one row per notebook run and the figures of the newest run of each
+notebook.
 
 The pages are static and self-contained (images embedded, no script fetched from the
 network), so they read the same from disk, from an MLflow artifact view or in a mail
@@ -314,11 +315,105 @@ def _index_row(run: Run, base: Path) -> tuple[dict[str, Any], list[str]]:
     return row, [f.relative_to(base).as_posix() for f in figures]
 
 
+def _sweep_rows(client: MlflowClient, experiment_ids: list[str], base: Path) -> list[dict]:
+    """One row per sweep run, newest first, with its points counted from its child runs.
+
+    A point counts as finished when one of its runs FINISHED (a point rescheduled after a
+    killed worker has a KILLED run and a FINISHED one), as failed when all its runs ended
+    otherwise; points without a run (cancelled before they started) are "not run".
+    """
+    from fraudkit.store import paged
+    from fraudkit.sweep import (
+        INDEX_TAG,
+        POINT_TAG,
+        SWEEP_EXPERIMENT_TAG,
+        SWEEP_NOTEBOOK_TAG,
+        SWEEP_POINTS_TAG,
+        SWEEP_TAG,
+    )
+    from fraudkit.sweep_report import sweep_report_path
+
+    sweeps = list(
+        paged(
+            client.search_runs,
+            experiment_ids=experiment_ids,
+            filter_string=f"tags.`{SWEEP_EXPERIMENT_TAG}` = 'true'",
+            order_by=["attributes.start_time DESC"],
+        )
+    )
+    if not sweeps:
+        return []
+    # One search for every child of every sweep, rather than one search per sweep.
+    children: dict[str, list[Run]] = {}
+    for child in paged(
+        client.search_runs,
+        experiment_ids=experiment_ids,
+        filter_string=f"tags.`{SWEEP_TAG}` != ''",
+    ):
+        children.setdefault(child.data.tags[SWEEP_TAG], []).append(child)
+    rows = []
+    for sweep in sweeps:
+        states: dict[str, set[str]] = {}
+        varied: dict[str, None] = {}  # an ordered set: the grid's parameter names
+        for child in children.get(sweep.info.run_id, []):
+            tags = child.data.tags
+            states.setdefault(tags.get(INDEX_TAG, child.info.run_id), set()).add(child.info.status)
+            varied.update(dict.fromkeys(_point_names(tags.get(POINT_TAG))))
+        finished = sum("FINISHED" in seen for seen in states.values())
+        running = sum("RUNNING" in seen and "FINISHED" not in seen for seen in states.values())
+        failed = len(states) - finished - running
+        tags = sweep.data.tags
+        points = max(_count(tags.get(SWEEP_POINTS_TAG)), len(states))
+        # Where fraudkit.sweep copies the sweep's report, relative to the reports folder.
+        name = sweep.info.run_name or sweep.info.run_id
+        report = base / sweep_report_path(name).relative_to(config.reports_dir())
+        started = datetime.fromtimestamp(sweep.info.start_time / 1000, UTC)
+        rows.append(
+            {
+                "notebook": tags.get(SWEEP_NOTEBOOK_TAG)
+                or tags.get(f"{TAG_PREFIX}experiment_type", ""),
+                "name": name,
+                "status": sweep.info.status,
+                "points": points,
+                "finished": finished,
+                "failed": failed,
+                "running": running,
+                "not_run": points - len(states),
+                "varied": ", ".join(varied),
+                "started": started.strftime("%Y-%m-%d %H:%M:%S"),
+                "report": report.relative_to(base).as_posix() if report.exists() else None,
+                "run_id": sweep.info.run_id,
+            }
+        )
+    return rows
+
+
+def _point_names(point: str | None) -> list[str]:
+    """The varied parameter names of a child run's grid point tag (JSON), [] when unreadable."""
+    import json
+
+    try:
+        decoded = json.loads(point or "{}")
+    except ValueError:
+        return []
+    return list(decoded) if isinstance(decoded, dict) else []
+
+
+def _count(value: str | None) -> int:
+    """A count recorded as a tag, 0 when missing or unreadable."""
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
 def build_report_index(output: str | os.PathLike | None = None) -> Path:
-    """Write ``reports/index.html`` listing every notebook run, newest first.
+    """Write ``reports/index.html`` listing every sweep and every notebook run, newest first.
 
     The page is static (open it from disk): current production and staging versions at
-    the top, then one row per run with its type, name, status, start time, key metrics,
+    the top; then one row per sweep with its notebook, points, finished and failed counts,
+    start time and a link to its report (copied to ``reports/sweeps/<sweep run name>/``);
+    then one row per run with its type, name, status, start time, key metrics,
     relative links to its HTML report and executed notebook (when the files exist
     locally) and its MLflow run id, then the figures of the newest run of each notebook.
 
@@ -336,18 +431,22 @@ def build_report_index(output: str | os.PathLike | None = None) -> Path:
     import jinja2
 
     from fraudkit.store import paged
+    from fraudkit.sweep import SWEEP_EXPERIMENT_TAG
     from fraudkit.tracking import mlflow_manager
 
     client = mlflow_manager.client
     target = Path(output) if output else config.reports_dir() / "index.html"
+    experiment_ids = list(mlflow_manager.setup_experiments().values())
     runs = paged(
         client.search_runs,
-        experiment_ids=list(mlflow_manager.setup_experiments().values()),
+        experiment_ids=experiment_ids,
         filter_string=f"tags.`{TAG_PREFIX}notebook` != ''",
         order_by=["attributes.start_time DESC"],
     )
     rows, figures = [], {}
     for run in runs:
+        if run.data.tags.get(SWEEP_EXPERIMENT_TAG) == "true":
+            continue  # listed with the sweeps, not as a notebook run
         row, paths = _index_row(run, target.parent)
         rows.append(row)
         if paths and row["kind"] not in figures:
@@ -357,6 +456,7 @@ def build_report_index(output: str | os.PathLike | None = None) -> Path:
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         store=config.redact_uri(mlflow_manager.tracking_uri),
         models=_model_cards(client),
+        sweeps=_sweep_rows(client, experiment_ids, target.parent),
         rows=rows,
         figures=figures,
     )

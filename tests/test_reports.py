@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -113,6 +114,7 @@ def test_empty_report_index_says_how_to_fill_it(backend, fraudkit_home, tmp_path
     assert index == tmp_path / "site" / "index.html"
     assert "No notebook runs yet" in page and "fraudkit pipeline" in page
     assert "No model holds the production or staging alias yet" in page
+    assert "No sweeps yet" in page and "fraudkit sweep training" in page
     # The stylesheet is inlined from its package data file.
     assert (TEMPLATES_DIR / "report_index.css").read_text().splitlines()[0] in page
     assert page.startswith("<!doctype html>")
@@ -151,3 +153,100 @@ def test_report_index_lists_runs_with_working_relative_links(backend, fraudkit_h
     for link in parser.links:
         assert not link.startswith(("/", "file:")), link
         assert (index.parent / link).is_file(), link
+
+
+class _Rows(HTMLParser):
+    """The text of each table row of a page, cell by cell, and the links in each row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[list[str], list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "tr":
+            self.rows.append(([], []))
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "a" and self.rows:
+            self.rows[-1][1].append(dict(attrs)["href"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1][0].append(" ".join(" ".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _row(page: str, text: str) -> tuple[list[str], list[str]]:
+    parser = _Rows()
+    parser.feed(page)
+    found = [row for row in parser.rows if text in row[0]]
+    assert len(found) == 1, f"{len(found)} rows hold {text!r}"
+    return found[0]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "server"], indirect=True)
+def test_report_index_lists_sweeps_with_point_counts_and_the_report(backend, fraudkit_home):
+    from fraudkit.sweep import (
+        INDEX_TAG,
+        POINT_TAG,
+        SWEEP_EXPERIMENT_TAG,
+        SWEEP_NOTEBOOK_TAG,
+        SWEEP_POINTS_TAG,
+        SWEEP_TAG,
+    )
+    from fraudkit.sweep_report import sweep_report_path
+
+    client = mlflow_manager.client
+    experiment = mlflow_manager.experiment_id("training")
+    base = {"fraudkit.experiment_type": "training", "fraudkit.notebook": "01_training.ipynb"}
+    tags = {**base, SWEEP_EXPERIMENT_TAG: "true", SWEEP_NOTEBOOK_TAG: "training"}
+    sweep = client.create_run(
+        experiment, run_name="sweep-training-1", tags={**tags, SWEEP_POINTS_TAG: "5"}
+    ).info.run_id
+    # Point 0: its worker was killed (KILLED), then it was rescheduled and FINISHED;
+    # point 1 FINISHED; point 2 FAILED; point 3 still RUNNING; point 4 never started.
+    for index, status in [
+        (0, "KILLED"),
+        (0, "FINISHED"),
+        (1, "FINISHED"),
+        (2, "FAILED"),
+        (3, None),
+    ]:
+        point = json.dumps({"seed": index, "model_type": "logistic_regression"}, sort_keys=True)
+        child = client.create_run(
+            experiment,
+            run_name=f"point-{index}-{status}",
+            tags={**base, SWEEP_TAG: sweep, INDEX_TAG: str(index), POINT_TAG: point},
+        ).info.run_id
+        if status:
+            client.set_terminated(child, status)
+    client.set_terminated(sweep, "FAILED")
+    # Where run_sweep copies the report from the tracking store.
+    report = sweep_report_path("sweep-training-1")
+    assert report == fraudkit_home / "reports" / "sweeps" / "sweep-training-1" / "report.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html>sweep report</html>")
+    # A second sweep, never reported locally, with nothing recorded but its own run.
+    other = client.create_run(experiment, run_name="sweep-training-2", tags=tags).info.run_id
+
+    page = build_report_index().read_text()
+    sweeps = page[page.index("<h2>Sweeps</h2>") : page.index("<h2>Notebook runs</h2>")]
+    runs = page[page.index("<h2>Notebook runs</h2>") :]
+    cells, links = _row(sweeps, "sweep-training-1")
+    assert cells[:4] == ["training", "sweep-training-1", "FAILED", "model_type, seed"]
+    assert cells[4:7] == ["5 1 running 1 not run", "2", "1"]  # points, finished, failed
+    assert cells[-1] == sweep
+    assert links == ["sweeps/sweep-training-1/report.html"]
+    assert (fraudkit_home / "reports" / links[0]).read_text() == "<html>sweep report</html>"
+    cells, links = _row(sweeps, "sweep-training-2")
+    assert cells[4:7] == ["0", "0", "0"] and cells[8] == "—" and not links
+    assert sweeps.index("sweep-training-2") < sweeps.index("sweep-training-1")  # newest first
+    # The sweep runs are listed as sweeps only; their points are notebook runs.
+    assert sweep not in runs and other not in runs
+    assert "point-0-KILLED" in runs and "point-2-FAILED" in runs
+    assert "No sweeps yet" not in page

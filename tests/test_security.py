@@ -81,11 +81,15 @@ def test_make_targets_fixtures_and_compose_bind_to_localhost_by_default() -> Non
         for host in re.findall(r'"--host",\s*"([^"]+)"', path.read_text())
     ]
     assert hosts and set(hosts) == {"127.0.0.1"}
-    # The container listens on all its interfaces, but the host publishes it on 127.0.0.1.
+    # The containers listen on all their interfaces, but the host publishes the MLflow
+    # server and the Dask scheduler (and its dashboard) on 127.0.0.1; the workers not at all.
     compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text())
-    for service in compose["services"].values():
-        for mapping in service.get("ports", []):
-            assert mapping.startswith("${MLFLOW_BIND:-127.0.0.1}:"), mapping
+    published = {name: s.get("ports", []) for name, s in compose["services"].items()}
+    assert {name for name, ports in published.items() if ports} == {"mlflow", "dask-scheduler"}
+    for mapping in published["mlflow"]:
+        assert mapping.startswith("${MLFLOW_BIND:-127.0.0.1}:"), mapping
+    for mapping in published["dask-scheduler"]:
+        assert mapping.startswith("${DASK_BIND:-127.0.0.1}:"), mapping
 
 
 # -- credentials in the tracking URI -------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 user error (bad option, unknown experiment type or model, failed
 notebook), 2 tracking store unreachable (see :mod:`fraudkit.cli.group`). The commands
-live in :mod:`fraudkit.cli.commands` and :mod:`fraudkit.cli.dashboard`. Only entry points
+live in :mod:`fraudkit.cli.commands`, :mod:`fraudkit.cli.sweep` and
+:mod:`fraudkit.cli.dashboard`. Only entry points
 (``fraudkit/__main__.py``, ``fraudkit/dashboard/__main__.py`` and the ``fraudkit``
 console script) import this package; the library never does.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from fraudkit.cli import commands, dashboard
+from fraudkit.cli import commands, dashboard, sweep
 from fraudkit.cli.group import FraudkitGroup
 
 __all__ = ["cli", "main"]
@@ -26,6 +27,7 @@ def cli() -> None:
 cli.add_command(dashboard.dashboard)
 cli.add_command(commands.run_command)
 cli.add_command(commands.pipeline_command)
+cli.add_command(sweep.sweep_command)
 cli.add_command(commands.report_command)
 cli.add_command(commands.ui_command)
 

@@ -1,0 +1,630 @@
+"""Parameter sweeps of a notebook on Dask: a grid of runs under one sweep run.
+
+:func:`run_sweep` expands a grid (and/or a list of cases) into points, checks every point
+against the notebook's ``parameters`` cell before anything is created, opens a sweep run in
+the notebook's experiment and runs each point through :func:`fraudkit.notebooks.run_notebook`
+in a Dask task, as a child run (``mlflow.parentRunId``) tagged with its point. By default
+the tasks run on a :class:`distributed.LocalCluster` of one-thread worker processes; an
+existing scheduler (``scheduler=`` or ``DASK_SCHEDULER_ADDRESS``) takes them to a cluster,
+whose workers must reach the same tracking store (a server or a database, not a SQLite file).
+
+Faults: a task marks any run its point left RUNNING (a worker killed mid-job) KILLED before
+it starts again, so a rescheduled point finishes once; a failing notebook is recorded as
+``run_notebook`` records it and the sweep goes on (``retries`` runs it again); Ctrl-C
+cancels the tasks and leaves no run RUNNING; ``resume=`` runs only the points of an earlier
+sweep that did not finish. The results table and the sweep report come from
+:mod:`fraudkit.sweep_report`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import yaml
+
+from fraudkit import config, sweep_report
+from fraudkit.config import TAG_PREFIX, ExperimentType
+from fraudkit.exceptions import (
+    ConfigurationError,
+    FraudkitError,
+    NotebookExecutionError,
+    NotebookParameterError,
+)
+from fraudkit.sweep_report import PointOutcome, SweepResult
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+__all__ = [
+    "ENV_SCHEDULER",
+    "INDEX_TAG",
+    "POINT_TAG",
+    "SPEC_ARTIFACT",
+    "SWEEP_EXPERIMENT_TAG",
+    "SWEEP_FAILED_TAG",
+    "SWEEP_FINISHED_TAG",
+    "SWEEP_NOTEBOOK_TAG",
+    "SWEEP_POINTS_TAG",
+    "SWEEP_TAG",
+    "PointOutcome",
+    "SweepResult",
+    "SweepSpec",
+    "expand_points",
+    "load_sweep_spec",
+    "run_sweep",
+    "sweep_children",
+]
+
+SWEEP_TAG = f"{TAG_PREFIX}sweep_run_id"  # on each child run: the sweep run's id
+POINT_TAG = f"{TAG_PREFIX}sweep_point"  # on each child run: JSON of the point's varied params
+INDEX_TAG = f"{TAG_PREFIX}sweep_index"  # on each child run: the point's index
+SWEEP_EXPERIMENT_TAG = f"{TAG_PREFIX}sweep"  # on the sweep run: "true"
+# On the sweep run, for the report index: the notebook, the number of points, and (set when
+# the sweep ends) how many finished and failed.
+SWEEP_NOTEBOOK_TAG = f"{TAG_PREFIX}sweep.notebook"
+SWEEP_POINTS_TAG = f"{TAG_PREFIX}sweep.points"
+SWEEP_FINISHED_TAG = f"{TAG_PREFIX}sweep.finished"
+SWEEP_FAILED_TAG = f"{TAG_PREFIX}sweep.failed"
+# The sweep as defined (notebook, grid, cases, shared parameters): what --resume reruns.
+SPEC_ARTIFACT = "sweep/spec.json"
+ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
+
+_SPEC_KEYS = ("notebook", "grid", "cases", "parameters")
+
+
+# -- the sweep's definition --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep as written in a YAML file: a notebook, its varied and its shared parameters.
+
+    Attributes
+    ----------
+    notebook : str
+        The notebook (training, model_comparison, ...).
+    grid : dict
+        Parameter name -> the values to try; every combination is a point.
+    cases : list of dict
+        Explicit parameter sets (for values that hold commas); combined with each grid point.
+    parameters : dict
+        Parameters shared by every point.
+    """
+
+    notebook: str
+    grid: dict[str, list] = field(default_factory=dict)
+    cases: list[dict] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the spec as plain data (what :data:`SPEC_ARTIFACT` holds)."""
+        return asdict(self)
+
+
+def _spec_from_mapping(content: Any, source: str) -> SweepSpec:
+    if not isinstance(content, dict):
+        raise ConfigurationError(f"sweep file {source} must be a mapping with notebook: and grid:")
+    unknown = sorted(set(content) - set(_SPEC_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            f"sweep file {source} has unknown keys {unknown}; use: {', '.join(_SPEC_KEYS)}"
+        )
+    grid, cases = content.get("grid") or {}, content.get("cases") or []
+    parameters = content.get("parameters") or {}
+    if not isinstance(grid, dict) or not isinstance(parameters, dict):
+        raise ConfigurationError(
+            f"sweep file {source}: grid: and parameters: must map parameter names to values"
+        )
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        raise ConfigurationError(f"sweep file {source}: cases: must be a list of mappings")
+    grid = {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in grid.items()}
+    return SweepSpec(
+        notebook=str(content.get("notebook") or ""),
+        grid=grid,
+        cases=[dict(c) for c in cases],
+        parameters=dict(parameters),
+    )
+
+
+def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
+    """Read a sweep YAML file: ``notebook:``, ``grid:`` and/or ``cases:``, ``parameters:``.
+
+    Raises
+    ------
+    ConfigurationError
+        Unreadable file, not a mapping, an unknown key or a badly shaped section.
+    """
+    try:
+        content = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        reason = " ".join(str(exc).split())  # PyYAML's messages span several lines
+        raise ConfigurationError(f"cannot read sweep file {path}: {reason}") from exc
+    return _spec_from_mapping(content, str(path))
+
+
+def expand_points(
+    grid: Mapping[str, Sequence] | None, cases: Sequence[Mapping] | None
+) -> list[dict[str, Any]]:
+    """Return the sweep's points: each case combined with each combination of the grid.
+
+    Parameters
+    ----------
+    grid : mapping, optional
+        Parameter name -> values; the points are their Cartesian product (first name outermost).
+    cases : sequence of mapping, optional
+        Explicit parameter sets; with a grid, every case is combined with every grid point.
+
+    Raises
+    ------
+    ConfigurationError
+        Neither a grid nor cases, a grid entry without values, or a parameter both in the
+        grid and in a case.
+    """
+    grid = dict(grid or {})
+    empty = [name for name, values in grid.items() if not list(values)]
+    if empty:
+        raise ConfigurationError(f"grid parameters {empty} have no values; give at least one")
+    if not grid and not cases:
+        raise ConfigurationError("a sweep needs a grid (-g NAME V1,V2) or cases (in -f FILE)")
+    names = list(grid)
+    combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+    points = []
+    for case in cases or [{}]:
+        both = sorted(set(case) & set(names))
+        if both:
+            raise ConfigurationError(f"parameters {both} are both in the grid and in a case")
+        points.extend({**case, **combo} for combo in combos)
+    return points
+
+
+# -- work on the workers -----------------------------------------------------------------
+
+
+def sweep_children(
+    client: MlflowClient, experiment_id: str, sweep_run_id: str, *, status: str | None = None
+) -> list[Run]:
+    """Return the child runs of a sweep, oldest first, optionally only those in ``status``."""
+    from fraudkit.store import paged, quote
+
+    query = f"tags.`{SWEEP_TAG}` = {quote(sweep_run_id)}"
+    if status:
+        query += f" and attributes.status = {quote(status)}"
+    return list(
+        paged(
+            client.search_runs,
+            experiment_ids=[experiment_id],
+            filter_string=query,
+            order_by=["attributes.start_time ASC"],
+        )
+    )
+
+
+def _kill_running(client: MlflowClient, runs: Sequence[Run], why: str) -> None:
+    from fraudkit.reports import ERROR_TAG
+
+    for run in runs:
+        client.set_tag(run.info.run_id, ERROR_TAG, why)
+        client.set_terminated(run.info.run_id, "KILLED")
+
+
+def _run_point(
+    notebook: str,
+    parameters: dict[str, Any],
+    *,
+    sweep_run_id: str,
+    index: int,
+    point: dict[str, Any],
+    environment: dict[str, str],
+    timeout: float | None,
+) -> dict[str, Any]:
+    """One point, in a Dask task: the notebook on a child run of the sweep; plain data back."""
+    from fraudkit.notebooks import run_notebook
+    from fraudkit.tracking import mlflow_manager
+
+    # The worker may serve other sweeps and stores: point it at this one before anything.
+    os.environ.update(environment)
+    client = mlflow_manager.client
+    experiment_id = mlflow_manager.experiment_id(notebook)
+    # A worker killed after its run ended but before the task returned leaves the point
+    # done: Dask reruns the task, which must not run the point twice.
+    done = [
+        run
+        for run in sweep_children(client, experiment_id, sweep_run_id, status="FINISHED")
+        if run.data.tags.get(INDEX_TAG) == str(index)
+    ]
+    if done:
+        run = done[-1]
+        return {
+            "run_id": run.info.run_id,
+            "status": "FINISHED",
+            "error": None,
+            "metrics": dict(run.data.metrics),
+        }
+    # A run left RUNNING for this point is one a killed worker was executing: Dask has
+    # rescheduled the task here, so that run is over.
+    stale = [
+        run
+        for run in sweep_children(client, experiment_id, sweep_run_id, status="RUNNING")
+        if run.data.tags.get(INDEX_TAG) == str(index)
+    ]
+    _kill_running(client, stale, "interrupted: its worker stopped; the point was run again")
+    tags = {
+        SWEEP_TAG: sweep_run_id,
+        POINT_TAG: json.dumps(point, sort_keys=True, default=str),
+        INDEX_TAG: str(index),
+    }
+    try:
+        run = run_notebook(
+            notebook,
+            parameters,
+            parent_run_id=sweep_run_id,
+            tags=tags,
+            progress=False,
+            job_timeout=timeout,
+        )
+    except NotebookExecutionError as exc:
+        return {"run_id": exc.run_id, "status": "FAILED", "error": str(exc), "metrics": {}}
+    except FraudkitError as exc:  # the store, the kernel: nothing ran
+        return {"run_id": None, "status": "FAILED", "error": str(exc), "metrics": {}}
+    return {"run_id": run.run_id, "status": run.status, "error": None, "metrics": run.metrics}
+
+
+# -- the client side -----------------------------------------------------------------------
+
+
+def _refuse_unreachable_store(uri: str, scheduler: str) -> None:
+    scheme = urlparse(uri).scheme.lower()
+    if scheme in ("sqlite", "file", ""):
+        raise ConfigurationError(
+            f"the tracking store {config.redact_uri(uri)} is a file on this machine, which the "
+            f"workers of the Dask cluster at {scheduler} cannot reach; set MLFLOW_TRACKING_URI "
+            "to a tracking server (http://host:5000) or a database (postgresql://...) the "
+            f"workers reach, or unset {ENV_SCHEDULER} and drop --scheduler to run on a local "
+            "cluster"
+        )
+
+
+def _checked_points(spec: SweepSpec) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every point's (varied values, full parameters), checked before any run exists."""
+    from fraudkit.notebooks import validate_parameters
+
+    checked = []
+    for index, point in enumerate(expand_points(spec.grid, spec.cases)):
+        try:
+            values = validate_parameters(spec.notebook, {**spec.parameters, **point})
+        except NotebookParameterError as exc:
+            raise NotebookParameterError(
+                f"sweep point {index} {json.dumps(point, default=str)}: {exc}; no run was created"
+            ) from exc
+        checked.append(({k: values[k] for k in point}, values))
+    return checked
+
+
+def _stored_spec(client: MlflowClient, sweep_run_id: str) -> tuple[SweepSpec, Run]:
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(sweep_run_id)
+        with tempfile.TemporaryDirectory() as folder, sweep_report.quiet_downloads():
+            stored = json.loads(
+                Path(client.download_artifacts(sweep_run_id, SPEC_ARTIFACT, folder)).read_text()
+            )
+    except (MlflowException, OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"no sweep run {sweep_run_id!r} with its {SPEC_ARTIFACT} in the tracking store; "
+            "pass the sweep run id that `fraudkit sweep` printed"
+        ) from exc
+    if run.data.tags.get(SWEEP_EXPERIMENT_TAG) != "true":
+        raise ConfigurationError(f"run {sweep_run_id} is not a sweep run; pass a sweep run's id")
+    return _spec_from_mapping(stored, SPEC_ARTIFACT), run
+
+
+def _resumed_spec(client: MlflowClient, resume: str, given: SweepSpec) -> tuple[SweepSpec, Run]:
+    spec, run = _stored_spec(client, resume)
+    for name in ("grid", "cases", "parameters"):
+        value = getattr(given, name)
+        if value and value != getattr(spec, name):
+            raise ConfigurationError(
+                f"--resume runs sweep {resume} as it was defined, but {name} differs from it; "
+                "drop -g/-p/-f to resume, or start a new sweep"
+            )
+    if given.notebook and ExperimentType.parse(given.notebook).value != spec.notebook:
+        raise ConfigurationError(
+            f"sweep {resume} runs notebook {spec.notebook!r}, not {given.notebook!r}"
+        )
+    return spec, run
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    # Processes of one thread each: a notebook kernel per worker, no GIL shared between them.
+    # No dashboard: its fixed port would clash between sweeps run side by side (None turns it
+    # off, though the stubs ask for a string).
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,  # pyright: ignore[reportArgumentType]
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def run_sweep(
+    notebook: str,
+    *,
+    grid: Mapping[str, Sequence] | None = None,
+    cases: Sequence[Mapping] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    retries: int = 1,
+    timeout: float | None = None,
+    resume: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    """Run ``notebook`` once per point of a grid, in parallel on Dask, under one sweep run.
+
+    Parameters
+    ----------
+    notebook : str
+        training, model_comparison, ab_testing, monitoring or retraining (with ``resume``,
+        may be empty: the sweep run knows its notebook).
+    grid : mapping, optional
+        Parameter name -> values to try; every combination is a point.
+    cases : sequence of mapping, optional
+        Explicit parameter sets, combined with each grid point.
+    parameters : mapping, optional
+        Parameters shared by every point.
+    workers : int, optional
+        Worker processes of the local cluster; default the machine's CPU count (never more
+        than the points to run).
+    scheduler : str, optional
+        Address of an existing Dask scheduler (default ``DASK_SCHEDULER_ADDRESS``); its
+        workers must reach the tracking store, so a SQLite store is refused.
+    retries : int
+        How many more times a failed point is run.
+    timeout : float, optional
+        Time budget of each point in seconds; a point over it fails in the running cell.
+    resume : str, optional
+        Id of an earlier sweep run: reuse it and run only its points that did not finish.
+    on_progress : callable, optional
+        Called with (points done, points in all) at the start and as each point ends.
+
+    Returns
+    -------
+    SweepResult
+        After Ctrl-C too: then ``interrupted`` is set, the running points' runs are KILLED,
+        the points not run are CANCELLED and the sweep run is KILLED.
+
+    Raises
+    ------
+    NotebookParameterError
+        A point's parameters do not fit the notebook; nothing was created.
+    ConfigurationError
+        A bad grid, a remote scheduler with a SQLite store, an unknown sweep to resume.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from fraudkit.notebooks import notebook_path
+    from fraudkit.store import store_error
+    from fraudkit.tracking import mlflow_manager
+
+    manager = mlflow_manager
+    client = manager.client
+    uri = manager.tracking_uri
+    given = SweepSpec(
+        notebook,
+        {k: list(v) for k, v in (grid or {}).items()},
+        [dict(c) for c in cases or []],
+        dict(parameters or {}),
+    )
+    run = None
+    if resume:
+        spec, run = _resumed_spec(client, resume, given)
+    else:
+        spec = SweepSpec(
+            ExperimentType.parse(notebook).value, given.grid, given.cases, given.parameters
+        )
+    points = _checked_points(spec)
+    address = scheduler or os.environ.get(ENV_SCHEDULER) or None
+    if address:
+        _refuse_unreachable_store(uri, address)
+    source = notebook_path(spec.notebook)
+    experiment_id = manager.experiment_id(spec.notebook)
+    try:
+        if run is None:
+            run = client.create_run(
+                experiment_id,
+                run_name=manager.run_name(spec.notebook, "sweep"),
+                tags={
+                    **manager.run_tags(spec.notebook, "sweep"),
+                    SWEEP_EXPERIMENT_TAG: "true",
+                    SWEEP_NOTEBOOK_TAG: spec.notebook,
+                    SWEEP_POINTS_TAG: str(len(points)),
+                    "mlflow.source.name": source.name,
+                },
+            )
+            client.log_dict(run.info.run_id, spec.to_dict(), SPEC_ARTIFACT)
+            shared = {k: v for k, v in points[0][1].items() if k in spec.parameters}
+            grid_params = {  # as the points run them: "1" from the command line is 1
+                f"grid.{k}": json.dumps(_distinct(p[k] for p, _ in points), default=str)
+                for k in spec.grid
+            }
+            if spec.cases:
+                grid_params["cases"] = json.dumps(spec.cases, default=str)
+            manager.log_params({**shared, **grid_params}, run_id=run.info.run_id)
+        else:
+            client.update_run(run.info.run_id, status="RUNNING")
+    except MlflowException as exc:
+        raise store_error(exc, uri, what="creating the sweep run") from exc
+    sweep_run_id = run.info.run_id
+    outcomes: dict[int, PointOutcome] = {}
+    if resume:
+        _kill_running(
+            client,
+            sweep_children(client, experiment_id, sweep_run_id, status="RUNNING"),
+            "interrupted: the sweep stopped before the run ended",
+        )
+        for child in sweep_children(client, experiment_id, sweep_run_id, status="FINISHED"):
+            index = int(child.data.tags.get(INDEX_TAG, -1))
+            if 0 <= index < len(points):
+                outcomes[index] = sweep_report.outcome_of_run(index, points[index][0], child)
+    pending = [i for i in range(len(points)) if i not in outcomes]
+    environment = {config.ENV_TRACKING_URI: uri}
+    if not address:  # local workers share this machine's home; remote ones keep theirs
+        environment[config.ENV_HOME] = str(config.fraudkit_home())
+        environment[config.ENV_NOTEBOOKS_DIR] = str(config.notebooks_dir())
+    interrupted = False
+    started = int(time.time() * 1000)
+    progress = on_progress or (lambda done, total: None)
+    progress(len(outcomes), len(points))
+    status = "FAILED"  # until the sweep gets through: its run must not stay RUNNING
+    try:
+        try:
+            if pending:
+                size = min(workers or os.cpu_count() or 1, len(pending))
+                with _dask_client(address, size) as dask:
+                    interrupted = _execute(
+                        dask, spec, points, pending, outcomes,
+                        sweep_run_id=sweep_run_id, environment=environment,
+                        retries=retries, timeout=timeout, progress=progress,
+                    )  # fmt: skip
+        except KeyboardInterrupt:
+            interrupted = True
+        if interrupted:
+            _kill_running(
+                client,
+                sweep_children(client, experiment_id, sweep_run_id, status="RUNNING"),
+                "interrupted: the sweep was cancelled (Ctrl-C)",
+            )
+        _fill_missing_outcomes(client, experiment_id, sweep_run_id, points, outcomes, started)
+        ordered = [outcomes[i] for i in range(len(points))]
+        for outcome in ordered:
+            sweep_report.copy_run_reports(client, outcome.run_id)
+        table = sweep_report.results_table(ordered)
+        report = sweep_report.log_results(client, run, spec.notebook, table)
+        finished = sum(o.status == "FINISHED" for o in ordered)
+        client.set_tag(sweep_run_id, SWEEP_FINISHED_TAG, str(finished))
+        client.set_tag(sweep_run_id, SWEEP_FAILED_TAG, str(len(ordered) - finished))
+        status = "KILLED" if interrupted else "FINISHED" if finished == len(ordered) else "FAILED"
+    finally:
+        client.set_terminated(sweep_run_id, status)
+    return SweepResult(sweep_run_id, spec.notebook, ordered, table, report, interrupted)
+
+
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    # Not a set: values may be lists (unhashable), and their order is the grid's.
+    kept: list[Any] = []
+    for value in values:
+        if value not in kept:
+            kept.append(value)
+    return kept
+
+
+def _fill_missing_outcomes(
+    client: MlflowClient,
+    experiment_id: str,
+    sweep_run_id: str,
+    points: list[tuple[dict[str, Any], dict[str, Any]]],
+    outcomes: dict[int, PointOutcome],
+    since_ms: int,
+) -> None:
+    """Fill in the points without an outcome: from their runs of this session, else CANCELLED."""
+    latest: dict[int, Run] = {}
+    for child in sweep_children(client, experiment_id, sweep_run_id):
+        if child.info.start_time >= since_ms:
+            latest[int(child.data.tags.get(INDEX_TAG, -1))] = child  # oldest first: last wins
+    for index, (point, _) in enumerate(points):
+        if index in outcomes:
+            continue
+        child = latest.get(index)
+        outcomes[index] = (
+            sweep_report.outcome_of_run(index, point, child)
+            if child is not None
+            else PointOutcome(index, point, None, "CANCELLED")
+        )
+
+
+def _execute(
+    dask: Any,
+    spec: SweepSpec,
+    points: list[tuple[dict[str, Any], dict[str, Any]]],
+    pending: list[int],
+    outcomes: dict[int, PointOutcome],
+    *,
+    sweep_run_id: str,
+    environment: dict[str, str],
+    retries: int,
+    timeout: float | None,
+    progress: Callable[[int, int], None],
+) -> bool:
+    """Submit the pending points and collect their outcomes; True when Ctrl-C stopped it."""
+    from distributed import as_completed
+
+    attempts = dict.fromkeys(pending, 0)
+    futures: list[Any] = []
+
+    def submit(index: int) -> Any:
+        point, values = points[index]
+        future = dask.submit(
+            _run_point,
+            spec.notebook,
+            values,
+            sweep_run_id=sweep_run_id,
+            index=index,
+            point=point,
+            environment=environment,
+            timeout=timeout,
+            key=f"fraudkit-sweep-{sweep_run_id}-{index}-{attempts[index]}",
+            pure=False,
+        )
+        futures.append(future)
+        return future
+
+    index_of = {}
+    for index in pending:
+        index_of[submit(index).key] = index
+    queue = as_completed(list(futures))
+    try:
+        for future in queue:
+            index = index_of[future.key]
+            try:
+                done = future.result()
+            except Exception as exc:  # the task itself broke (e.g. its worker kept dying)
+                done = {"run_id": None, "status": "FAILED", "error": str(exc), "metrics": {}}
+            if done["status"] != "FINISHED" and attempts[index] < retries:
+                attempts[index] += 1
+                again = submit(index)
+                index_of[again.key] = index
+                queue.add(again)
+                continue
+            point = points[index][0]
+            outcomes[index] = PointOutcome(
+                index, point, done["run_id"], done["status"], done["error"], done["metrics"]
+            )
+            progress(len(outcomes), len(points))
+    except KeyboardInterrupt:
+        dask.cancel(futures, force=True)
+        return True
+    return False
