@@ -8,7 +8,8 @@ job takes 10-20 s) run first one after another through ``run_notebook``, then th
 * the per-job overhead the sweep adds, ``(workers x sweep time - sequential time) / jobs``,
   split into start (cluster, sweep run, first task on a fresh worker), slower jobs side by
   side (two notebooks sharing two cores), idle workers between and after jobs, and the end
-  (results table, sweep report, copies of every point's reports from the store);
+  (results table, sweep report, the copy of the last point's reports from the store: the
+  others are copied while the remaining points run);
 * the model these numbers imply for a 32-worker cluster: per-job time, plus the
   scheduling overhead, plus the store write rate it needs, checked against the write rate
   of a PostgreSQL-backed MLflow server under the team-server test's load (8 processes
@@ -179,7 +180,7 @@ def main() -> int:
         ("start: cluster, sweep run, first task on a fresh worker", start_s * args.workers),
         ("jobs slower side by side (sharing the cores)", busy - seq_job * jobs),
         ("idle workers between and after jobs", idle),
-        ("end: table, sweep report, reports copied from the store", end_s * args.workers),
+        ("end: table, sweep report, the last point's reports copied", end_s * args.workers),
     ):
         print(f"  {label:58} {seconds / jobs:6.2f}")
     print(f"  (start {start_s:.1f} s and end {end_s:.1f} s of wall time)")

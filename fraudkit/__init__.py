@@ -8,7 +8,6 @@ IDEs see them through the ``TYPE_CHECKING`` imports below.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
     )
     from fraudkit.metrics import calibration_metrics, evaluate
     from fraudkit.models import build_model, choose_threshold, predict_scores, train_model
-    from fraudkit.monitoring import evaluate_alerts, monitor_window
+    from fraudkit.monitoring import evaluate_alerts, monitor_window, monitor_windows
     from fraudkit.notebooks import run_notebook, run_pipeline
     from fraudkit.online import compare_online
     from fraudkit.reports import build_report_index
@@ -40,10 +39,7 @@ if TYPE_CHECKING:
     from fraudkit.simulate import Drift, TransactionSimulator, bayes_ceiling
     from fraudkit.tracking import MlflowManager, mlflow_manager
 
-try:
-    __version__ = version("fraudkit")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+    __version__: str
 
 # Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -84,6 +80,7 @@ _EXPORTS: dict[str, str] = {
     "detect_prediction_drift": "drift",
     "estimate_performance": "estimation",
     "monitor_window": "monitoring",
+    "monitor_windows": "monitoring",
     "evaluate_alerts": "monitoring",
     "run_notebook": "notebooks",
     "run_pipeline": "notebooks",
@@ -126,6 +123,7 @@ __all__ = [
     "load_transactions",
     "mlflow_manager",
     "monitor_window",
+    "monitor_windows",
     "predict_scores",
     "run_ab_test",
     "run_notebook",
@@ -136,7 +134,21 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    # importlib.metadata scans the installed distributions: ~45 ms of a dashboard answer
+    # that needs no version, so it is read on first access too.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fraudkit")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = globals()["__version__"] = _version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'fraudkit' has no attribute {name!r}")

@@ -68,6 +68,22 @@ class ComparisonResult:
         """All fields as plain Python values, the seed's keys first."""
         return asdict(self)  # type: ignore[arg-type]  # every subclass is a dataclass
 
+    def summary(self) -> dict[str, Any]:
+        """The fields under the names a run summary logs and a report shows.
+
+        As :meth:`to_dict`, in the same order, but the seed's ``improvement`` is named
+        ``relative_improvement``: it is the winner's metric over the loser's minus 1 (0.25
+        means 25 % better), and a bare "improvement" next to a metric reads as an absolute
+        change of that metric. The attribute and ``to_dict()`` keep the seed's name.
+
+        Returns
+        -------
+        dict
+            Plain Python values, JSON-serialisable.
+        """
+        renamed = {"improvement": "relative_improvement"}
+        return {renamed.get(key, key): value for key, value in self.to_dict().items()}
+
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
 

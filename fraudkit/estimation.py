@@ -162,6 +162,7 @@ def _reliability(
     drift: DriftReport | None,
     prediction_drift: PredictionDriftResult | None,
     labels: ArrayLike | None,
+    stretch_drift: PredictionDriftResult | None = None,
 ) -> tuple[bool, str]:
     """Whether the score-to-probability map can be trusted on this window, and why."""
     checked, reasons = [], []
@@ -177,6 +178,13 @@ def _reliability(
             reasons.append(
                 f"scores drifted (expected frauds x{prediction_drift.mean_ratio:.2f}, "
                 f"KS {prediction_drift.ks_statistic:.3f})"
+            )
+    if stretch_drift is not None:
+        checked.append("scores of the label-free stretch")
+        if stretch_drift.drifted:
+            reasons.append(
+                f"scores drifted over the {stretch_drift.n_current:,} rows of the label-free "
+                f"windows up to this one (expected frauds x{stretch_drift.mean_ratio:.2f})"
             )
     if labels is not None:
         y, _ = validate_labels_and_scores(labels, probabilities)
@@ -207,6 +215,7 @@ def estimate_performance(
     prediction_drift: PredictionDriftResult | None = None,
     labels: ArrayLike | None = None,
     alpha: float = 0.05,
+    stretch_drift: PredictionDriftResult | None = None,
 ) -> dict[str, Any]:
     """Estimate the metrics of a window without labels, from calibrated scores.
 
@@ -221,7 +230,7 @@ def estimate_performance(
     when ``probability_samples`` holds plausible alternatives to the map.
 
     The estimate is only as good as that map, and drift can break it: ``reliable`` is
-    false when ``drift`` or ``prediction_drift`` fired, or when ``labels`` hold
+    false when ``drift``, ``prediction_drift`` or ``stretch_drift`` fired, or when ``labels`` hold
     significantly more or fewer frauds than the scores expect (exact two-sided test at
     ``alpha``); ``reliability_note`` says why in words.
 
@@ -255,6 +264,13 @@ def estimate_performance(
         estimate rests on, never in the estimate itself.
     alpha : float, default 0.05
         False-alarm rate of the fraud-count check on ``labels``.
+    stretch_drift : PredictionDriftResult, optional
+        Score drift of the label-free stretch this window ends: its scores pooled with
+        those of the earlier windows whose labels have not arrived either
+        (:func:`fraudkit.monitoring.monitor_windows` passes it). A change the model does
+        not see, such as fraud it no longer recognises, moves the expected fraud count by
+        less than a window's Poisson noise; while it lasts, the evidence adds up over the
+        stretch.
 
     Returns
     -------
@@ -322,7 +338,9 @@ def estimate_performance(
         result[f"estimated_{metric}"] = estimate
         result[f"estimated_{metric}_lower"] = float(min(low, estimate))
         result[f"estimated_{metric}_upper"] = float(max(high, estimate))
-    reliable, note = _reliability(probabilities, samples, alpha, drift, prediction_drift, labels)
+    reliable, note = _reliability(
+        probabilities, samples, alpha, drift, prediction_drift, labels, stretch_drift
+    )
     return result | {
         "threshold": float(threshold),
         "n_transactions": n,

@@ -39,6 +39,7 @@ __all__ = [
     "TRAINING_SOURCE",
     "DegradationResult",
     "compare_model_versions",
+    "comparison_frame",
     "detect_performance_degradation",
     "get_model_performance_history",
     "get_registry_overview",
@@ -154,11 +155,25 @@ def compare_model_versions(
                 **params,
             }
         )
+    return comparison_frame(rows, metric_names, param_names)
+
+
+def comparison_frame(
+    rows: Sequence[dict[str, Any]], metric_names: Iterable[str], param_names: Iterable[str]
+) -> pd.DataFrame:
+    """Build the frame of :func:`compare_model_versions` from one dict per version.
+
+    Each row holds ``label``, ``alias``, ``version``, ``run_id``, ``created``,
+    ``model_type``, its metrics and its ``param.*`` values; with exactly two rows a final
+    row ``difference`` holds second minus first for every metric. The dashboard's SQL fast
+    path builds the same frame from its own rows.
+    """
+    metrics, params = sorted(metric_names), sorted(param_names)
     fixed = ["alias", "version", "run_id", "created", "model_type"]
-    frame = pd.DataFrame(rows).set_index("label")
-    frame = frame[fixed + sorted(metric_names) + sorted(param_names)]
+    frame = pd.DataFrame(list(rows)).set_index("label")
+    frame = frame[fixed + metrics + params]
     if len(frame) == 2:
-        numbers = frame[sorted(metric_names)].astype(float)
+        numbers = frame[metrics].astype(float)
         diff = (numbers.iloc[1] - numbers.iloc[0]).to_frame("difference").T
         frame = pd.concat([frame, diff])
         frame.index.name = "label"

@@ -49,6 +49,7 @@ __all__ = [
     "WindowReport",
     "evaluate_alerts",
     "monitor_window",
+    "monitor_windows",
     "summarise_alerts",
 ]
 
@@ -79,6 +80,9 @@ class WindowReport:
     warnings : tuple of str
         Sentences for the report: too few frauds to judge the window, or an unreliable
         estimate judging it.
+    stretch_drift : PredictionDriftResult or None
+        Score drift of the label-free stretch the window ends (its scores pooled with the
+        earlier windows still without labels), when there was such a stretch.
     """
 
     drift: DriftReport
@@ -86,6 +90,7 @@ class WindowReport:
     estimate: dict[str, Any]
     realised: dict[str, float] | None = None
     warnings: tuple[str, ...] = ()
+    stretch_drift: PredictionDriftResult | None = None
 
     @property
     def labels_used(self) -> bool:
@@ -105,6 +110,11 @@ class WindowReport:
             **self.drift.to_dict(),
             **self.prediction_drift.to_dict(),
             "labels_used": int(self.labels_used),
+            **(
+                {"stretch_prediction_drift": int(self.stretch_drift.drifted)}
+                if self.stretch_drift is not None
+                else {}
+            ),
             "estimate_reliable": int(self.estimate["reliable"]),
             "n_warnings": len(self.warnings),
             **{k: self.estimate[k] for k in ("threshold", "n_transactions", "n_alerts")},
@@ -145,6 +155,7 @@ def monitor_window(
     reference_scores: ArrayLike | None = None,
     drift: DriftReport | None = None,
     base_rate: tuple[int, int] | None = None,
+    earlier_scores: Sequence[ArrayLike] = (),
 ) -> WindowReport:
     """Check one window: feature drift, score drift and performance.
 
@@ -183,6 +194,11 @@ def monitor_window(
         :func:`~fraudkit.drift.detect_prediction_drift` and the reference map of
         :func:`~fraudkit.estimation.reference_calibration` are weighted; needs a labelled
         reference.
+    earlier_scores : sequence of array-like, optional
+        The model's scores on the earlier windows of the label-free stretch this window
+        ends (oldest first; :func:`monitor_windows` passes them). When the window has no
+        labels either, its scores pooled with these are tested against the reference
+        too, and the estimate is unreliable when they drifted.
 
     Returns
     -------
@@ -235,6 +251,19 @@ def monitor_window(
     if labels is not None:
         amount = window[AMOUNT_COLUMN] if AMOUNT_COLUMN in window.columns else None
         realised = evaluate(labels, scores, threshold=threshold, amount=amount)
+    stretch_drift = None
+    if labels is None and len(earlier_scores):
+        stretch = np.concatenate(
+            [*(np.ravel(np.asarray(e, dtype=float)) for e in earlier_scores), scores]
+        )
+        stretch_drift = detect_prediction_drift(
+            reference_scores,
+            stretch,
+            alpha=alpha,
+            threshold=threshold,
+            reference_labels=reference_labels,
+            base_rate=base_rate,
+        )
     estimate = estimate_performance(
         scores,
         probabilities=None if calibration is None else calibration.predict(scores),
@@ -244,9 +273,83 @@ def monitor_window(
         prediction_drift=prediction_drift,
         labels=labels,
         alpha=alpha,
+        stretch_drift=stretch_drift,
     )
     notes = _window_warnings(len(window), estimate, realised)
-    return WindowReport(drift, prediction_drift, estimate, realised, notes)
+    return WindowReport(drift, prediction_drift, estimate, realised, notes, stretch_drift)
+
+
+def monitor_windows(
+    model: Any,
+    reference: pd.DataFrame,
+    windows: Sequence[pd.DataFrame],
+    *,
+    label_delay: int = 0,
+    threshold: float = 0.5,
+    alpha: float = 0.05,
+    reference_scores: ArrayLike | None = None,
+    base_rate: tuple[int, int] | None = None,
+) -> list[WindowReport]:
+    """Check consecutive windows whose newest ``label_delay`` have no labels yet.
+
+    Each window goes through :func:`monitor_window`. The older windows are judged on
+    realised metrics; the newest ``label_delay`` form the label-free stretch and are
+    judged on estimates. A change the model cannot see, such as a new fraud pattern it
+    scores as legitimate, lowers the expected fraud count of one 25,000-row window by
+    about as much as Poisson noise moves it; while the change lasts, the evidence adds up
+    over the stretch, so each label-free window's estimate is also checked against its
+    scores pooled with those of the earlier label-free windows
+    (``WindowReport.stretch_drift``).
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted model, scored through :func:`fraudkit.models.predict_scores`.
+    reference : pandas.DataFrame
+        Transactions the model never trained on, kept with the model version.
+    windows : sequence of pandas.DataFrame
+        The windows, oldest first.
+    label_delay : int, default 0
+        How many of the newest windows have no labels yet (chargebacks arrive weeks late).
+    threshold, alpha, reference_scores, base_rate
+        As for :func:`monitor_window`.
+
+    Returns
+    -------
+    list of WindowReport
+        One report per window, in order.
+
+    Raises
+    ------
+    ConfigurationError
+        When ``label_delay`` is negative or not an integer.
+    """
+    if not isinstance(label_delay, int | np.integer) or label_delay < 0:
+        raise ConfigurationError(
+            f"label_delay must be a whole number of windows >= 0, got {label_delay!r}"
+        )
+    if reference_scores is None:
+        reference_scores = predict_scores(model, reference)
+    first_label_free = len(windows) - label_delay
+    reports, stretch = [], []
+    for i, window in enumerate(windows):
+        label_free = i >= first_label_free
+        reports.append(
+            monitor_window(
+                model,
+                reference,
+                window,
+                threshold=threshold,
+                labels_available=not label_free,
+                alpha=alpha,
+                reference_scores=reference_scores,
+                base_rate=base_rate,
+                earlier_scores=stretch,
+            )
+        )
+        if label_free:
+            stretch.append(predict_scores(model, window))
+    return reports
 
 
 # --------------------------------------------------------------------------- alerts

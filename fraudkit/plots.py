@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from sklearn.calibration import CalibrationDisplay
@@ -29,6 +30,7 @@ from sklearn.metrics import (
 )
 
 from fraudkit.exceptions import DataValidationError
+from fraudkit.glossary import label as metric_label
 from fraudkit.metrics import validate_labels_and_scores
 
 __all__ = [
@@ -311,27 +313,47 @@ def plot_feature_importance(
     return fig
 
 
+def _point_label(run_rows: pd.DataFrame, step: object) -> str:
+    """``v3 · window 2`` for a monitoring window, ``v3 · training`` for a one-value run."""
+    version = f"v{run_rows['version'].iloc[0]} · " if "version" in run_rows else ""
+    source = str(run_rows["source"].iloc[0]) if "source" in run_rows else "monitoring"
+    if len(run_rows) == 1:
+        return f"{version}{source}"
+    # Monitoring logs one step per window; any other run's steps are just steps.
+    return f"{version}window {step}" if source == "monitoring" else f"{version}{source} step {step}"
+
+
 def plot_metric_history(
     history: pd.DataFrame,
     metric: str = "average_precision",
-    x: str = "step",
+    x: str = "timestamp",
     by: str = "version",
     *,
     ax: Axes | None = None,
 ) -> Figure:
-    """One metric over time, one line per model version (or run, with ``by=``).
+    """One metric over runs and their windows, in time order, coloured by version.
+
+    The horizontal axis is ordinal, not a clock: runs follow each other in the order of
+    their first ``x`` value and, within a run, its steps (a monitoring run's windows)
+    follow in order, each at its own position and labelled ``v3 · window 2`` (a run with
+    one value: ``v3 · training``). Six windows logged within one second thus draw as six
+    points, not a vertical line. Each run's points are joined by a line in the colour of
+    its ``by`` group; thin vertical lines separate runs. A step logged twice in a run shows
+    its latest value.
 
     Parameters
     ----------
     history : pandas.DataFrame
-        Tidy history with at least the columns ``metric``, ``value``, ``x`` and ``by``
-        (e.g. ``version, metric, step, timestamp, value``).
+        Tidy history with at least the columns ``metric``, ``value``, ``step``, ``x`` and
+        ``by``; ``run_id`` tells runs apart (without it each ``by`` group is one run), and
+        ``version`` and ``source`` name the points (as from
+        :func:`fraudkit.history.get_model_performance_history`).
     metric : str, default "average_precision"
         Metric to draw.
-    x : str, default "step"
-        Column for the horizontal axis (``step`` or ``timestamp``).
+    x : str, default "timestamp"
+        Column that orders the runs in time (``timestamp`` or ``step``).
     by : str, default "version"
-        Column whose values each get their own line.
+        Column whose values each get their own colour (``version`` or ``source``).
     ax : matplotlib.axes.Axes, optional
         Axes to draw on.
 
@@ -344,18 +366,47 @@ def plot_metric_history(
     DataValidationError
         When a column is missing or ``metric`` is absent from the history.
     """
-    _require_columns(history, ["metric", "value", x, by], "history")
+    _require_columns(history, ["metric", "value", "step", x, by], "history")
     rows = history[history["metric"] == metric]
     if rows.empty:
         available = ", ".join(map(str, sorted(history["metric"].unique())))
         raise DataValidationError(
             f"history has no metric {metric!r}; available: {available or 'none'}"
         )
-    fig, ax = _axes(ax)
-    for key, group in rows.sort_values(x).groupby(by, sort=True):
-        ax.plot(group[x], group["value"], marker="o", label=f"{by} {key}")
-    ax.set(xlabel=x, ylabel=metric, title=f"{metric} history")
-    ax.legend()
+    run = "run_id" if "run_id" in rows else by
+    order = ["step"] if x == "step" else ["step", x]
+    # A value logged again at the same step (a run's metric re-logged with its model)
+    # replaces the earlier one: one point per step.
+    first = rows.groupby(run, sort=False)[x].min().sort_values(kind="stable")  # runs in time
+    runs = [
+        rows[rows[run] == key].sort_values(order).drop_duplicates("step", keep="last")
+        for key in first.index
+    ]
+    n_points = sum(len(r) for r in runs)
+    fig, ax = _axes(ax, figsize=(min(max(6.4, 2.5 + 0.32 * n_points), 16), 4.8))
+    groups = rows[by].drop_duplicates().sort_values()
+    colours = {key: f"C{i}" for i, key in enumerate(groups)}
+    labels: list[str] = []
+    for run_rows in runs:
+        if labels:
+            ax.axvline(len(labels) - 0.5, color="lightgrey", linewidth=0.8, zorder=0)
+        positions = np.arange(len(labels), len(labels) + len(run_rows))
+        key = run_rows[by].iloc[0]
+        ax.plot(positions, run_rows["value"], marker="o", color=colours[key], label=f"{by} {key}")
+        labels += [_point_label(run_rows, step) for step in run_rows["step"]]
+    every = max(1, len(labels) // 40)  # past ~40 ticks, labels would overlap: thin them
+    ax.set_xticks(range(0, len(labels), every), labels[::every], rotation=45, ha="right")
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    name = metric_label(metric)  # "AUPRC" says more than "average_precision"; keep the key too
+    ax.set(
+        xlabel="runs in time order, windows in order within a run",
+        ylabel=metric if name == metric else f"{name} ({metric})",
+    )
+    ax.set_title(f"{name} by run and window")
+    handles, names = ax.get_legend_handles_labels()
+    unique = dict(zip(names, handles, strict=True))  # one legend entry per colour
+    ax.legend(unique.values(), unique.keys(), fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
     return fig
 
 
@@ -461,30 +512,88 @@ def plot_estimate_against_realised(
 
 
 def plot_drift_heatmap(
-    table: pd.DataFrame, *, label: str = "drift statistic", ax: Axes | None = None
+    table: pd.DataFrame,
+    *,
+    label: str = "drift statistic",
+    flagged: pd.DataFrame | None = None,
+    ax: Axes | None = None,
 ) -> Figure:
-    """Heatmap of a per-window, per-feature drift table.
+    """Heatmap of a per-window, per-feature drift table: features down, windows across.
+
+    Features (usually many: 29 for ``creditcard.csv``) run down the long vertical axis,
+    one readable row each; windows (a handful) run across. Without ``ax``, the figure is
+    sized to its content so that it reads at page width. Darker means more drift; the
+    colour bar names the statistic and starts at 0 when every value is non-negative.
+    Colours are relative to the largest value shown, so on undrifted traffic sampling noise
+    looks dark too: ``flagged`` marks the cells a test found drifted (``●``) and fades the
+    others, which says what the colours cannot.
 
     Parameters
     ----------
     table : pandas.DataFrame
-        Rows are windows, columns features, values a drift statistic or ``-log10 p``.
+        Rows are windows, columns features, values a drift statistic or ``-log10 p``
+        (per-window feature tables of :mod:`fraudkit.drift`, one row each).
     label : str, default "drift statistic"
-        Colour-bar label.
+        What the values are, written on the colour bar (e.g. "KS distance to reference").
+    flagged : pandas.DataFrame of bool, optional
+        Same windows and features as ``table``; True where the drift test (after its
+        multiple-testing correction) found drift.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The heatmap axes (features on y, windows on x) and its colour-bar axes.
+
+    Raises
+    ------
+    DataValidationError
+        ``table`` is empty, or ``flagged`` has other windows or features.
     """
     if table.empty:
         raise DataValidationError("drift table is empty; pass one row per window")
-    width = min(4 + 0.35 * table.shape[1], 16)
-    fig, ax = _axes(ax, figsize=(width, 1.5 + 0.35 * table.shape[0]))
-    sns.heatmap(table.astype(float), cmap="viridis", cbar_kws={"label": label}, ax=ax)
-    ax.set(xlabel=table.columns.name or "feature", ylabel=table.index.name or "window")
-    ax.set_title("Drift by window and feature")
+    if flagged is not None and not (
+        flagged.index.equals(table.index) and flagged.columns.equals(table.columns)
+    ):
+        raise DataValidationError(
+            "flagged must have the windows (rows) and features (columns) of table, in the "
+            "same order; build both from the same drift results"
+        )
+    values = table.astype(float).T  # features down the long axis
+    n_features, n_windows = values.shape
+    size = (min(3.5 + 0.45 * n_windows, 10.0), min(1.6 + 0.26 * n_features, 24.0))
+    fig, ax = _axes(ax, figsize=size)
+    finite = values.to_numpy()[np.isfinite(values.to_numpy())]
+    sns.heatmap(
+        values,
+        cmap="YlOrRd",
+        vmin=0 if finite.size and finite.min() >= 0 else None,
+        linewidths=0.5,
+        linecolor="white",
+        cbar_kws={"label": label},
+        # Every feature and window named (seaborn's default skips every other one), unless
+        # there are too many to read anyway.
+        yticklabels=True if n_features <= 60 else "auto",
+        xticklabels=True if n_windows <= 30 else "auto",
+        ax=ax,
+    )
+    xlabel = str(table.index.name or "window")
+    if flagged is not None:
+        found = flagged.astype(bool).T.to_numpy()
+        # Fade the cells the test did not flag, so that the drift it found stands out and
+        # noise, however dark on a relative scale, does not.
+        veil = ListedColormap([(1, 1, 1, 0.65), (1, 1, 1, 0)])
+        ax.pcolormesh(np.arange(n_windows + 1), np.arange(n_features + 1), found, cmap=veil)
+        rows, columns = np.nonzero(found)
+        for row, column in zip(rows, columns, strict=True):
+            ax.text(column + 0.5, row + 0.5, "●", ha="center", va="center", fontsize=8)
+        count = {0: "none", 1: "1 cell"}.get(len(rows), f"{len(rows)} cells")
+        xlabel += f"\n● drift detected by the test ({count}); other cells faded"
+    ax.tick_params(axis="y", labelrotation=0, labelsize=9)
+    ax.tick_params(axis="x", labelrotation=0, labelsize=9)
+    ax.set(xlabel=xlabel, ylabel=table.columns.name or "feature")
+    ax.set_title(f"{label} by feature and window", fontsize=11)
     return fig
 
 

@@ -196,7 +196,7 @@ def _check_improvement(
         digest = gate["digest"] or "unknown"
         raise PromotionRefused(
             f"version {candidate.version} of {model_name!r} refused for {alias!r}: {metric} "
-            f"{new:.4f} vs {old:.4f} of version {holder.version} (improvement "
+            f"{new:.4f} vs {old:.4f} of version {holder.version} (difference "
             f"{new - old:+.4f} < required {min_improvement:+.4f}) on {gate['dataset']} "
             f"(digest {digest}, from {gate['source']})"
         )

@@ -1,12 +1,13 @@
-"""HTML reports of notebook runs and the static page that lists them.
+"""HTML reports of notebook runs and the static page that tells their story.
 
 Every headless run (:func:`fraudkit.notebooks.run_notebook`) leaves, in
 ``<FRAUDKIT_HOME>/reports/runs/<run name>/``: ``report.html`` without code,
 ``notebook.html`` with code and ``figures/`` (its PNG outputs as files);
 :func:`write_run_reports` makes them. :func:`build_report_index` writes
-``reports/index.html``: current production and staging versions, one row per sweep (see
-:mod:`fraudkit.sweep`), one row per notebook run and the figures of the newest run of each
-notebook.
+``reports/index.html``: which version serves under each alias and why, the key metrics,
+the latest monitoring verdict, what the last pipeline decided, one sortable table per
+experiment, the sweeps (see :mod:`fraudkit.sweep`) and the newest figures; its content is
+read by :mod:`fraudkit.report_index`.
 
 The pages are static and self-contained (images embedded, no script fetched from the
 network), so they read the same from disk, from an MLflow artifact view or in a mail
@@ -18,10 +19,9 @@ from __future__ import annotations
 import base64
 import itertools
 import os
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fraudkit import config
 from fraudkit.config import TAG_PREFIX
@@ -42,12 +42,12 @@ __all__ = [
     "extract_figures",
     "new_run_folder",
     "render_html",
+    "sweep_rows",
     "write_run_reports",
 ]
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 NOTEBOOK_TEMPLATE = "notebook_report.html.j2"
-INDEX_TEMPLATE = "report_index.html.j2"
 
 # Run tags the runner writes and the index reads: the run's report folder (relative to
 # the reports folder), and where and how a failed notebook failed.
@@ -55,9 +55,12 @@ REPORT_DIR_TAG = f"{TAG_PREFIX}report_dir"
 FAILED_CELL_TAG = f"{TAG_PREFIX}failed_cell"
 ERROR_TAG = f"{TAG_PREFIX}error"
 
-# The metrics a run's row (and the CLI's summary of a run) shows, in this order.
+# The metrics a run's result (and a sweep's table) shows, in this order. Runs logged before
+# the A/B change was named for what it is hold `improvement`.
 KEY_METRICS = (
     "p_value",
+    "relative_improvement",
+    "auprc_difference",
     "improvement",
     "share_drifted",
     "retraining_recommended",
@@ -265,62 +268,13 @@ def _last_started_cell(executed: Path) -> int | None:
 # -- the index page ----------------------------------------------------------------------------
 
 
-def _format_metrics(metrics: Mapping[str, float]) -> str:
-    return ", ".join(f"{k} {metrics[k]:.4f}" for k in KEY_METRICS if k in metrics)
+def sweep_rows(client: MlflowClient, experiment_ids: list[str], base: Path) -> list[dict]:
+    """One row of the index's sweeps table per sweep run, newest first.
 
-
-def _model_cards(client: MlflowClient) -> list[dict[str, Any]]:
-    from fraudkit import registry
-    from fraudkit.store import paged, run_metrics
-
-    cards = []
-    for model in paged(client.search_registered_models):
-        for alias in ("production", "staging"):
-            holder = registry.get_version_by_alias(client, model.name, alias)
-            if holder is not None:
-                cards.append(
-                    {
-                        "alias": alias,
-                        "model": model.name,
-                        "version": holder.version,
-                        "run_id": holder.run_id,
-                        "metrics": _format_metrics(run_metrics(client, holder.run_id)),
-                    }
-                )
-    return cards
-
-
-def _index_row(run: Run, base: Path) -> tuple[dict[str, Any], list[str]]:
-    """One run's row of the index, and its figures, as links relative to ``base``."""
-    tags = run.data.tags
-    folder = base / tags.get(REPORT_DIR_TAG, f"runs/{run.info.run_name}")
-    links = [
-        (label, (folder / name).relative_to(base).as_posix())
-        for label, name in REPORT_FILES
-        if (folder / name).exists()
-    ]
-    figures = sorted((folder / "figures").glob("*.png")) if folder.exists() else []
-    started = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
-    row = {
-        "kind": tags.get(f"{TAG_PREFIX}experiment_type", ""),
-        "name": run.info.run_name,
-        "status": run.info.status,
-        "error": (tags.get(ERROR_TAG) or "")[:200],
-        "cell": tags.get(FAILED_CELL_TAG, "?"),
-        "started": started.strftime("%Y-%m-%d %H:%M:%S"),
-        "metrics": _format_metrics(run.data.metrics),
-        "links": links,
-        "run_id": run.info.run_id,
-    }
-    return row, [f.relative_to(base).as_posix() for f in figures]
-
-
-def _sweep_rows(client: MlflowClient, experiment_ids: list[str], base: Path) -> list[dict]:
-    """One row per sweep run, newest first, with its points counted from its child runs.
-
-    A point counts as finished when one of its runs FINISHED (a point rescheduled after a
-    killed worker has a KILLED run and a FINISHED one), as failed when all its runs ended
-    otherwise; points without a run (cancelled before they started) are "not run".
+    Its points are counted from its child runs: a point counts as finished when one of its
+    runs FINISHED (a point rescheduled after a killed worker has a KILLED run and a
+    FINISHED one), as failed when all its runs ended otherwise; points without a run
+    (cancelled before they started) are "not run".
     """
     from fraudkit.store import paged
     from fraudkit.sweep import (
@@ -408,14 +362,17 @@ def _count(value: str | None) -> int:
 
 
 def build_report_index(output: str | os.PathLike | None = None) -> Path:
-    """Write ``reports/index.html`` listing every sweep and every notebook run, newest first.
+    """Write ``reports/index.html``: the story of the tracking store, for a reader.
 
-    The page is static (open it from disk): current production and staging versions at
-    the top; then one row per sweep with its notebook, points, finished and failed counts,
-    start time and a link to its report (copied to ``reports/sweeps/<sweep run name>/``);
-    then one row per run with its type, name, status, start time, key metrics,
-    relative links to its HTML report and executed notebook (when the files exist
-    locally) and its MLflow run id, then the figures of the newest run of each notebook.
+    The page is static and self-contained (open it from disk; its only script, the table
+    sorting, is inline). From the top: one card per alias with the version holding it, its
+    model type, since when and why (the recorded alias moves, their evidence runs linked);
+    the key metrics of those versions with their meaning and unit and the share of the
+    Bayes ceiling; the latest monitoring verdict; what each notebook of the last pipeline
+    decided; one sortable table per experiment with every notebook run (status, key
+    numbers formatted by :mod:`fraudkit.glossary`, links to its HTML report and executed
+    notebook when the files exist locally, its MLflow run id); the sweeps; the figures of
+    the newest run of each notebook. See :mod:`fraudkit.report_index`.
 
     Parameters
     ----------
@@ -428,38 +385,16 @@ def build_report_index(output: str | os.PathLike | None = None) -> Path:
     Path
         The page written.
     """
-    import jinja2
-
-    from fraudkit.store import paged
-    from fraudkit.sweep import SWEEP_EXPERIMENT_TAG
+    from fraudkit.report_index import read_story, render_index
     from fraudkit.tracking import mlflow_manager
 
-    client = mlflow_manager.client
     target = Path(output) if output else config.reports_dir() / "index.html"
-    experiment_ids = list(mlflow_manager.setup_experiments().values())
-    runs = paged(
-        client.search_runs,
-        experiment_ids=experiment_ids,
-        filter_string=f"tags.`{TAG_PREFIX}notebook` != ''",
-        order_by=["attributes.start_time DESC"],
-    )
-    rows, figures = [], {}
-    for run in runs:
-        if run.data.tags.get(SWEEP_EXPERIMENT_TAG) == "true":
-            continue  # listed with the sweeps, not as a notebook run
-        row, paths = _index_row(run, target.parent)
-        rows.append(row)
-        if paths and row["kind"] not in figures:
-            figures[row["kind"]] = {"name": row["name"], "paths": paths}
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
-    page = environment.get_template(INDEX_TEMPLATE).render(
-        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        store=config.redact_uri(mlflow_manager.tracking_uri),
-        models=_model_cards(client),
-        sweeps=_sweep_rows(client, experiment_ids, target.parent),
-        rows=rows,
-        figures=figures,
+    story = read_story(
+        mlflow_manager.client,
+        mlflow_manager.setup_experiments(),
+        target.parent,
+        tracking_uri=mlflow_manager.tracking_uri,
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page, encoding="utf-8")
+    target.write_text(render_index(story), encoding="utf-8")
     return target

@@ -19,17 +19,13 @@ sweep that did not finish. The results table and the sweep report come from
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
-
-import yaml
 
 from fraudkit import config, sweep_report
 from fraudkit.config import TAG_PREFIX, ExperimentType
@@ -40,6 +36,7 @@ from fraudkit.exceptions import (
     NotebookParameterError,
 )
 from fraudkit.sweep_report import PointOutcome, SweepResult
+from fraudkit.sweep_spec import SweepSpec, expand_points, load_sweep_spec, spec_from_mapping
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -61,6 +58,7 @@ __all__ = [
     "SweepSpec",
     "expand_points",
     "load_sweep_spec",
+    "run_point",
     "run_sweep",
     "sweep_children",
 ]
@@ -78,114 +76,6 @@ SWEEP_FAILED_TAG = f"{TAG_PREFIX}sweep.failed"
 # The sweep as defined (notebook, grid, cases, shared parameters): what --resume reruns.
 SPEC_ARTIFACT = "sweep/spec.json"
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
-
-_SPEC_KEYS = ("notebook", "grid", "cases", "parameters")
-
-
-# -- the sweep's definition --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """A sweep as written in a YAML file: a notebook, its varied and its shared parameters.
-
-    Attributes
-    ----------
-    notebook : str
-        The notebook (training, model_comparison, ...).
-    grid : dict
-        Parameter name -> the values to try; every combination is a point.
-    cases : list of dict
-        Explicit parameter sets (for values that hold commas); combined with each grid point.
-    parameters : dict
-        Parameters shared by every point.
-    """
-
-    notebook: str
-    grid: dict[str, list] = field(default_factory=dict)
-    cases: list[dict] = field(default_factory=list)
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the spec as plain data (what :data:`SPEC_ARTIFACT` holds)."""
-        return asdict(self)
-
-
-def _spec_from_mapping(content: Any, source: str) -> SweepSpec:
-    if not isinstance(content, dict):
-        raise ConfigurationError(f"sweep file {source} must be a mapping with notebook: and grid:")
-    unknown = sorted(set(content) - set(_SPEC_KEYS))
-    if unknown:
-        raise ConfigurationError(
-            f"sweep file {source} has unknown keys {unknown}; use: {', '.join(_SPEC_KEYS)}"
-        )
-    grid, cases = content.get("grid") or {}, content.get("cases") or []
-    parameters = content.get("parameters") or {}
-    if not isinstance(grid, dict) or not isinstance(parameters, dict):
-        raise ConfigurationError(
-            f"sweep file {source}: grid: and parameters: must map parameter names to values"
-        )
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        raise ConfigurationError(f"sweep file {source}: cases: must be a list of mappings")
-    grid = {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in grid.items()}
-    return SweepSpec(
-        notebook=str(content.get("notebook") or ""),
-        grid=grid,
-        cases=[dict(c) for c in cases],
-        parameters=dict(parameters),
-    )
-
-
-def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
-    """Read a sweep YAML file: ``notebook:``, ``grid:`` and/or ``cases:``, ``parameters:``.
-
-    Raises
-    ------
-    ConfigurationError
-        Unreadable file, not a mapping, an unknown key or a badly shaped section.
-    """
-    try:
-        content = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        reason = " ".join(str(exc).split())  # PyYAML's messages span several lines
-        raise ConfigurationError(f"cannot read sweep file {path}: {reason}") from exc
-    return _spec_from_mapping(content, str(path))
-
-
-def expand_points(
-    grid: Mapping[str, Sequence] | None, cases: Sequence[Mapping] | None
-) -> list[dict[str, Any]]:
-    """Return the sweep's points: each case combined with each combination of the grid.
-
-    Parameters
-    ----------
-    grid : mapping, optional
-        Parameter name -> values; the points are their Cartesian product (first name outermost).
-    cases : sequence of mapping, optional
-        Explicit parameter sets; with a grid, every case is combined with every grid point.
-
-    Raises
-    ------
-    ConfigurationError
-        Neither a grid nor cases, a grid entry without values, or a parameter both in the
-        grid and in a case.
-    """
-    grid = dict(grid or {})
-    empty = [name for name, values in grid.items() if not list(values)]
-    if empty:
-        raise ConfigurationError(f"grid parameters {empty} have no values; give at least one")
-    if not grid and not cases:
-        raise ConfigurationError("a sweep needs a grid (-g NAME V1,V2) or cases (in -f FILE)")
-    names = list(grid)
-    combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
-    points = []
-    for case in cases or [{}]:
-        both = sorted(set(case) & set(names))
-        if both:
-            raise ConfigurationError(f"parameters {both} are both in the grid and in a case")
-        points.extend({**case, **combo} for combo in combos)
-    return points
-
 
 # -- work on the workers -----------------------------------------------------------------
 
@@ -217,7 +107,7 @@ def _kill_running(client: MlflowClient, runs: Sequence[Run], why: str) -> None:
         client.set_terminated(run.info.run_id, "KILLED")
 
 
-def _run_point(
+def run_point(
     notebook: str,
     parameters: dict[str, Any],
     *,
@@ -227,7 +117,35 @@ def _run_point(
     environment: dict[str, str],
     timeout: float | None,
 ) -> dict[str, Any]:
-    """One point, in a Dask task: the notebook on a child run of the sweep; plain data back."""
+    """Run one point of a sweep: the Dask task, executed on a worker.
+
+    The notebook runs through :func:`fraudkit.notebooks.run_notebook` as a child run of
+    the sweep run, tagged with its point. A task Dask runs again (its worker died) first
+    looks in the store: a point that already has a FINISHED run is not run twice, and a
+    run left RUNNING for it by the dead worker is ended as KILLED.
+
+    Parameters
+    ----------
+    notebook : str
+        Experiment type or notebook name, as :func:`run_sweep` takes it.
+    parameters : dict
+        The point's full parameter set (shared parameters and the point's values).
+    sweep_run_id : str
+        The sweep run the point's run is a child of.
+    index : int
+        The point's position in the sweep.
+    point : dict
+        The point's own values, recorded as a tag.
+    environment : dict
+        Environment variables that point the worker at the sweep's tracking store.
+    timeout : float, optional
+        Per-job budget in seconds.
+
+    Returns
+    -------
+    dict
+        ``run_id``, ``status``, ``error`` and ``metrics``: plain data, cheap to send back.
+    """
     from fraudkit.notebooks import run_notebook
     from fraudkit.tracking import mlflow_manager
 
@@ -328,7 +246,7 @@ def _stored_spec(client: MlflowClient, sweep_run_id: str) -> tuple[SweepSpec, Ru
         ) from exc
     if run.data.tags.get(SWEEP_EXPERIMENT_TAG) != "true":
         raise ConfigurationError(f"run {sweep_run_id} is not a sweep run; pass a sweep run's id")
-    return _spec_from_mapping(stored, SPEC_ARTIFACT), run
+    return spec_from_mapping(stored, SPEC_ARTIFACT), run
 
 
 def _resumed_spec(client: MlflowClient, resume: str, given: SweepSpec) -> tuple[SweepSpec, Run]:
@@ -355,10 +273,16 @@ def _dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
         with Client(scheduler) as client:
             yield client
         return
+    import dask.config
+
     # Processes of one thread each: a notebook kernel per worker, no GIL shared between them.
     # No dashboard: its fixed port would clash between sweeps run side by side (None turns it
-    # off, though the stubs ask for a string).
+    # off, though the stubs ask for a string). A worker saturation of 1.0 hands a worker its
+    # next point only when it is free: at the default 1.1 each one-thread worker holds a
+    # second point in its own queue, and at the end of a sweep one worker can sit idle while
+    # the other still has a point waiting behind the one it runs.
     with (
+        dask.config.set({"distributed.scheduler.worker-saturation": 1.0}),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -500,6 +424,13 @@ def run_sweep(
     progress = on_progress or (lambda done, total: None)
     progress(len(outcomes), len(points))
     status = "FAILED"  # until the sweep gets through: its run must not stay RUNNING
+    copied: set[int] = set()
+
+    def copy_reports(outcome: PointOutcome) -> None:
+        # While the other points run: the copies cost the sweep no wall time at its end.
+        sweep_report.copy_run_reports(client, outcome.run_id)
+        copied.add(outcome.index)
+
     try:
         try:
             if pending:
@@ -509,6 +440,7 @@ def run_sweep(
                         dask, spec, points, pending, outcomes,
                         sweep_run_id=sweep_run_id, environment=environment,
                         retries=retries, timeout=timeout, progress=progress,
+                        ended=copy_reports,
                     )  # fmt: skip
         except KeyboardInterrupt:
             interrupted = True
@@ -521,7 +453,8 @@ def run_sweep(
         _fill_missing_outcomes(client, experiment_id, sweep_run_id, points, outcomes, started)
         ordered = [outcomes[i] for i in range(len(points))]
         for outcome in ordered:
-            sweep_report.copy_run_reports(client, outcome.run_id)
+            if outcome.index not in copied:  # resumed, interrupted or cancelled points
+                copy_reports(outcome)
         table = sweep_report.results_table(ordered)
         report = sweep_report.log_results(client, run, spec.notebook, table)
         finished = sum(o.status == "FINISHED" for o in ordered)
@@ -578,8 +511,12 @@ def _execute(
     retries: int,
     timeout: float | None,
     progress: Callable[[int, int], None],
+    ended: Callable[[PointOutcome], None],
 ) -> bool:
-    """Submit the pending points and collect their outcomes; True when Ctrl-C stopped it."""
+    """Submit the pending points and collect their outcomes; True when Ctrl-C stopped it.
+
+    ``ended`` is called with each point's final outcome as it arrives.
+    """
     from distributed import as_completed
 
     attempts = dict.fromkeys(pending, 0)
@@ -588,7 +525,7 @@ def _execute(
     def submit(index: int) -> Any:
         point, values = points[index]
         future = dask.submit(
-            _run_point,
+            run_point,
             spec.notebook,
             values,
             sweep_run_id=sweep_run_id,
@@ -624,6 +561,7 @@ def _execute(
                 index, point, done["run_id"], done["status"], done["error"], done["metrics"]
             )
             progress(len(outcomes), len(points))
+            ended(outcomes[index])
     except KeyboardInterrupt:
         dask.cancel(futures, force=True)
         return True

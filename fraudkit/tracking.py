@@ -40,6 +40,7 @@ from fraudkit import batch_logging, config, history, model_logging, promotion, r
 from fraudkit.config import DEFAULT_MODEL_NAME, TAG_PREFIX, ExperimentType
 from fraudkit.exceptions import ConfigurationError, TrackingError
 from fraudkit.store import open_client, retrying, store_error
+from fraudkit.ui import EXPERIMENT_KIND_TAG, ML_EXPERIMENT_KIND
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,7 +159,9 @@ class MlflowManager:
 
         The first lookup on a store creates (or restores) all five experiments, as the
         seed's manager does on initialisation. An experiment found in the deleted state is
-        restored, not duplicated.
+        restored, not duplicated. Each carries the tag ``mlflow.experimentKind`` =
+        ``custom_model_development`` (see :mod:`fraudkit.ui`), set when it is created or
+        first found without one.
         """
         kind = ExperimentType.parse(experiment_type)
         uri = self.tracking_uri
@@ -177,14 +180,23 @@ class MlflowManager:
                 return client.create_experiment(
                     kind.experiment_name,
                     artifact_location=config.artifact_root(self.tracking_uri),
-                    tags={f"{TAG_PREFIX}experiment_type": kind.value},
+                    tags={
+                        f"{TAG_PREFIX}experiment_type": kind.value,
+                        EXPERIMENT_KIND_TAG: ML_EXPERIMENT_KIND,
+                    },
+                )
+            if experiment.lifecycle_stage == "deleted":
+                client.restore_experiment(experiment.experiment_id)
+            # Experiments made before the kit tagged them (or by hand) get the kind now; a
+            # kind someone chose stays.
+            if EXPERIMENT_KIND_TAG not in experiment.tags:
+                client.set_experiment_tag(
+                    experiment.experiment_id, EXPERIMENT_KIND_TAG, ML_EXPERIMENT_KIND
                 )
         except MlflowException as exc:
             if "already exists" in str(exc).lower():
                 raise  # a concurrent creator won; _retrying looks it up again
             raise store_error(exc, self.tracking_uri) from exc
-        if experiment.lifecycle_stage == "deleted":
-            client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
 
     # -- runs ----------------------------------------------------------------------------

@@ -204,6 +204,20 @@ def test_same_seed_same_result_and_plain_dict() -> None:
     assert first["winner"] == first.winner
 
 
+def test_summary_names_the_improvement_relative() -> None:
+    y, a, b = paired_scores(12)
+    result = compare_scores(y, a, b, n_resamples=100, random_state=3)
+    summary = result.summary()
+    assert list(summary)[:4] == [
+        "winner", "relative_improvement", "p_value", "statistical_significance"
+    ]  # fmt: skip
+    assert "improvement" not in summary
+    assert summary["relative_improvement"] == result.improvement
+    assert {k: v for k, v in summary.items() if k != "relative_improvement"} == {
+        k: v for k, v in result.to_dict().items() if k != "improvement"
+    }
+
+
 def test_declare_winner_needs_significance_and_measures_against_the_loser() -> None:
     assert declare_winner(0.5, 0.6, significant=True) == ("B", pytest.approx(0.2))
     assert declare_winner(0.6, 0.5, significant=True) == ("A", pytest.approx(0.2))

@@ -255,7 +255,7 @@ LIBRARY_CASES = [
     pytest.param(
         lambda s: mlflow_manager.promote_model(NAME, 2, "Production", min_improvement=0.05),
         PromotionRefused,
-        ["version 2 of", "refused for 'production'", "improvement -0.1000 < required +0.0500"],
+        ["version 2 of", "refused for 'production'", "difference -0.1000 < required +0.0500"],
         id="model-gate-refused",
     ),
     pytest.param(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from click.testing import CliRunner
 
@@ -13,16 +11,26 @@ SECRET = "s3cret-Pa55"
 
 
 def test_ui_passes_the_store_uri_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fraudkit.ui
+
     uri = f"postgresql://fraud:{SECRET}@127.0.0.1:5432/mlflow"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     started = []
     monkeypatch.setattr(
-        subprocess, "call", lambda command, env: started.append((command, env)) or 0
+        fraudkit.ui,
+        "run_server",
+        lambda command, env: (
+            started.append((command, env)) or fraudkit.ui.ServerExit(0, None, False)
+        ),
+    )
+    # The banner's links read the store, which has no PostgreSQL server behind it here.
+    monkeypatch.setattr(
+        fraudkit.ui, "kit_experiment_urls", lambda base: {"training": f"{base}/#/experiments/1"}
     )
     result = CliRunner().invoke(cli, ["ui", "--port", "5055"])
     assert result.exit_code == 0, result.output
     ((command, env),) = started
-    assert command[1:4] == ["-m", "mlflow", "ui"]
+    assert command[1:4] == ["-m", "mlflow", "server"]
     assert not any(SECRET in part for part in command)  # `ps` shows argv to every user
     assert "--backend-store-uri" not in command
     assert env["MLFLOW_BACKEND_STORE_URI"] == uri

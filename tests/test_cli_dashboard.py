@@ -18,6 +18,7 @@ from support.dashboard_store import Store, sqlite_only
 from fraudkit.cli import cli
 from fraudkit.cli import dashboard as dashboard_cli
 from fraudkit.config import DEFAULT_MODEL_NAME
+from fraudkit.dashboard.answers import MODEL_COLUMNS, REGISTRY_COLUMNS
 
 # The populated store of the dashboard tests (built once per module, copied per test).
 populated_sqlite = dashboard_store.populated_sqlite
@@ -25,8 +26,20 @@ store = dashboard_store.store
 
 
 def _invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    # A wide virtual terminal keeps ids unwrapped in tables.
+    # CliRunner's stdout is not a terminal: tables come as tab-separated lines. A wide
+    # virtual terminal keeps the tests that fake one (see _terminal) readable.
     return CliRunner().invoke(cli, ["dashboard", *args], env={"COLUMNS": "250", **(env or {})})
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the dashboard believe stdout is a terminal: rich tables."""
+    monkeypatch.setattr(dashboard_cli, "stdout_is_terminal", lambda: True)
+
+
+def _lines(text: str) -> list[list[str]]:
+    """The tab-separated lines of a piped table."""
+    return [line.split("\t") for line in text.splitlines()]
 
 
 def _ok(*args: str) -> str:
@@ -53,7 +66,10 @@ def test_every_command_on_both_backends(store: Store, backend, tmp_path):
     training = next(e for e in summary["experiments"] if e["experiment_type"] == "training")
     assert (training["total"], training["latest_run_id"]) == (6, t[0])
     assert summary["models"][0]["aliases"] == "production=1,staging=2"
-    assert "1 finished, 1 failed" in _ok("summary")  # the monitoring row
+    rows = _lines(_ok("summary"))
+    header = rows[1]
+    monitoring = dict(zip(header, next(r for r in rows if r[0] == "monitoring"), strict=True))
+    assert (monitoring["finished"], monitoring["failed"], monitoring["total"]) == ("1", "1", "2")
 
     registry = _json("registry")
     assert [(r["version"], r["aliases"]) for r in registry] == [(1, "production"), (2, "staging")]
@@ -61,7 +77,7 @@ def test_every_command_on_both_backends(store: Store, backend, tmp_path):
 
     compared = _json("compare")
     assert [row["label"] for row in compared["versions"]] == ["production", "staging", "difference"]
-    assert "production vs staging" in _ok("compare")
+    assert _lines(_ok("compare"))[0] == ["field", "production", "staging", "difference"]
 
     exported = _json("export", "--output-file", str(tmp_path / "runs.csv"))
     assert exported["rows"] == 8
@@ -84,7 +100,7 @@ def test_every_command_on_both_backends(store: Store, backend, tmp_path):
 
 
 @sqlite_only
-def test_summary_and_registry_tables(store: Store):
+def test_summary_and_registry_tables_on_a_terminal(store: Store, terminal):
     text = _ok("summary")
     assert "Experiments" in text and "Registered models" in text
     assert "training" in text and "t0" in text and "0.7500" in text  # best average precision
@@ -93,12 +109,19 @@ def test_summary_and_registry_tables(store: Store):
 
 
 @sqlite_only
+def test_compare_on_a_terminal_signs_the_differences(store: Store, terminal):
+    text = _ok("compare")
+    assert "production vs staging" in text and "+0.0500" in text
+    assert store.backing in text and store.staging in text  # COLUMNS=250: ids fit
+
+
+@sqlite_only
 def test_compare_versions_option(store: Store):
     compared = _json("compare", "--versions", "2", "1", "--model-name", DEFAULT_MODEL_NAME)
     rows = {row["label"]: row for row in compared["versions"]}
     assert rows["v2"]["run_id"] == store.staging
     assert rows["difference"]["average_precision"] == pytest.approx(-0.05)
-    assert "v2 vs v1" in _ok("compare", "--versions", "2", "1")
+    assert _lines(_ok("compare", "--versions", "2", "1"))[0] == ["field", "v2", "v1", "difference"]
 
 
 @sqlite_only
@@ -183,16 +206,35 @@ def test_cleanup_errors(store: Store, args, message):
 
 
 @sqlite_only
-def test_history_table_metric_and_plot(store: Store, tmp_path):
-    text = _ok("history")
-    assert "performance history" in text and "roc_auc" in text
+def test_history_one_metric_all_metrics_and_plot(store: Store, tmp_path):
+    rows = _lines(_ok("history"))  # average_precision: one row per version and run
+    assert rows[0] == ["version", "source", "run_id", "logged", "w0"]
+    assert [(r[0], r[1], r[2], float(r[4])) for r in rows[1:]] == [
+        ("1", "training", store.backing, 0.7),
+        ("2", "training", store.staging, 0.75),
+    ]
+    long = _lines(_ok("history", "--metric", "all"))
+    assert long[0] == ["version", "source", "metric", "step", "timestamp", "value", "run_id"]
+    assert {r[2] for r in long[1:]} == {"average_precision", "roc_auc"} and len(long) == 5
     only = _json("history", "--metric", "roc_auc")
+    assert only["metric"] == "roc_auc"
     assert {row["metric"] for row in only["history"]} == {"roc_auc"}
     plot = tmp_path / "history.png"
-    text = _ok("history", "--plot", str(plot))
-    assert plot.read_bytes()[:4] == b"\x89PNG" and f"Wrote {plot}" in text
-    assert "drift" in _fails(1, "history", "--plot", str(tmp_path / "x.png"), "--metric", "drift")
+    result = _invoke("history", "--plot", str(plot))
+    assert result.exit_code == 0, result.output
+    assert plot.read_bytes()[:4] == b"\x89PNG" and f"Wrote {plot}" in result.stderr
+    assert "Wrote" not in result.stdout  # a pipe gets the table only
+    message = _fails(1, "history", "--plot", str(tmp_path / "x.png"), "--metric", "drift")
+    assert "'drift'" in message and "average_precision, roc_auc" in message
+    assert not (tmp_path / "x.png").exists()
     assert "not found" in _fails(1, "history", "--model-name", "nope")
+
+
+@sqlite_only
+def test_history_on_a_terminal(store: Store, terminal):
+    text = _ok("history")
+    assert "average_precision by version and window" in text and "0.7500" in text
+    assert "roc_auc" in _ok("history", "--metric", "all")
 
 
 @pytest.mark.parametrize(
@@ -214,6 +256,16 @@ def test_unreachable_server_exits_2(args, tmp_path, monkeypatch):
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
     }
     assert "cannot reach" in _fails(2, *args, env=env)
+
+
+def test_an_empty_registry_pipes_only_its_header():
+    # No store yet: MLflow creates one; a pipe gets the header, the person a note.
+    result = _invoke("registry")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["\t".join(REGISTRY_COLUMNS)]
+    assert "No registered models yet." in result.stderr
+    summary = _ok("summary").splitlines()
+    assert summary[-2:] == ["# Registered models", "\t".join(MODEL_COLUMNS)]
 
 
 def test_unknown_option_is_a_usage_error():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 from support import dashboard_store
@@ -10,7 +12,12 @@ from support.dashboard_store import sqlite_only
 from fraudkit import dashboard
 from fraudkit.config import DEFAULT_MODEL_NAME
 from fraudkit.dashboard import fastpath
-from fraudkit.exceptions import ConfigurationError, RegistryError, TrackingError
+from fraudkit.exceptions import (
+    ConfigurationError,
+    DataValidationError,
+    RegistryError,
+    TrackingError,
+)
 
 populated_sqlite = dashboard_store.populated_sqlite
 store = dashboard_store.store
@@ -18,7 +25,8 @@ store = dashboard_store.store
 
 def test_summary_counts_latest_and_best(store, backend):
     # A server is read through the public API; the SQLite store through the fast path.
-    assert (fastpath.sql_engine(store.manager.tracking_uri) is None) == (backend == "server")
+    with fastpath.connect(store.manager.tracking_uri, True) as sql:
+        assert (sql is None) == (backend == "server")
     result = dashboard.summarise()
     rows = result.experiments.set_index("experiment_type")
     training = rows.loc["training"]
@@ -36,6 +44,7 @@ def test_summary_counts_latest_and_best(store, backend):
     assert models.loc[DEFAULT_MODEL_NAME, "aliases"] == "production=1,staging=2"
     payload = result.to_dict()
     assert payload["experiments"][0]["latest_start"].endswith("Z")
+    assert result.experiments["latest_start"].dt.tz is not None  # the frame has timestamps
 
 
 @sqlite_only
@@ -85,6 +94,45 @@ def test_model_history_and_plot(store, tmp_path):
         dashboard.model_history("no_such_model")
 
 
+def _monitor(store, version: int, values: list[float]) -> str:
+    """A monitoring run linked to ``version`` logging average_precision per window."""
+    from mlflow.entities import Metric, RunTag
+
+    from fraudkit.registry import link_run_to_version
+
+    client = store.manager.client
+    experiment = client.get_experiment_by_name("credit_card_fraud_monitoring").experiment_id
+    run_id = client.create_run(experiment, run_name="watch").info.run_id
+    now = int(time.time() * 1000)
+    metrics = [Metric("average_precision", v, now + i, i) for i, v in enumerate(values)]
+    metrics.append(Metric("average_precision", 0.0, now - 1, 0))  # an older value at window 0
+    tags = [RunTag("fraudkit.experiment_type", "monitoring")]
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+    link_run_to_version(client, run_id, DEFAULT_MODEL_NAME, version)
+    return run_id
+
+
+@sqlite_only
+def test_history_table_one_metric_by_version_and_window(store):
+    watch = _monitor(store, 1, [0.61, 0.62, 0.58])
+    table = dashboard.history_table(dashboard.model_history())
+    assert list(table.columns) == ["version", "source", "run_id", "logged", "w0", "w1", "w2"]
+    rows = [tuple(r) for r in table[["version", "source", "run_id"]].itertuples(index=False)]
+    assert rows == [
+        (1, "training", store.backing),
+        (1, "monitoring", watch),
+        (2, "training", store.staging),
+    ]
+    assert list(table.loc[1, ["w0", "w1", "w2"]]) == [0.61, 0.62, 0.58]  # latest at window 0
+    assert table.loc[0, "w0"] == pytest.approx(0.7) and pd.isna(table.loc[0, "w1"])
+    roc = dashboard.history_table(dashboard.model_history(), "roc_auc")
+    assert list(roc["run_id"]) == [store.backing, store.staging]
+    with pytest.raises(DataValidationError, match="average_precision, roc_auc"):
+        dashboard.history_table(dashboard.model_history(), "drift")
+    empty = dashboard.history_table(dashboard.model_history().head(0))
+    assert empty.empty and list(empty.columns)[:4] == ["version", "source", "run_id", "logged"]
+
+
 def test_package_exports_load_lazily():
     import subprocess
     import sys
@@ -94,7 +142,7 @@ def test_package_exports_load_lazily():
         "assert 'mlflow' not in sys.modules and 'fraudkit.cli' not in sys.modules; "
         "import fraudkit.dashboard.fastpath; "
         "assert 'mlflow.tracking' not in sys.modules; "
-        "assert d.summarise.__module__ == 'fraudkit.dashboard.queries'; "
+        "assert d.summarise.__module__ == 'fraudkit.dashboard.answers'; "
         "assert all(getattr(d, name) is not None for name in d.__all__)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

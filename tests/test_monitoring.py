@@ -18,6 +18,7 @@ from fraudkit.monitoring import (
     WindowReport,
     evaluate_alerts,
     monitor_window,
+    monitor_windows,
     summarise_alerts,
 )
 from fraudkit.simulate import Drift, TransactionSimulator
@@ -155,6 +156,46 @@ def test_new_fraud_pattern_makes_the_estimate_unreliable(labelled_windows) -> No
         + report.estimate["reliability_note"],
     )
     assert report.to_dict()["estimate_reliable"] == 0
+
+
+def _stretch_reports(drift: Drift | None, *, label_delay: int) -> list[WindowReport]:
+    """Four 10,000-row windows at 0.5 % fraud, the newest ``label_delay`` without labels."""
+    simulator = TransactionSimulator(seed=21, fraud_rate=0.005)
+    model = OracleModel(simulator)
+    reference = simulator.sample(40_000)
+    windows = [simulator.sample(10_000, drift=drift) for _ in range(4)]
+    return monitor_windows(
+        model, reference, windows, label_delay=label_delay, base_rate=(1_000, 200_000)
+    )
+
+
+def test_monitor_windows_judges_the_newest_on_estimates_and_pools_their_scores() -> None:
+    reports = _stretch_reports(None, label_delay=3)
+    assert [r.labels_used for r in reports] == [True, False, False, False]
+    # The first label-free window has no stretch before it; the next pool 2 and 3 windows.
+    assert reports[0].stretch_drift is None and reports[1].stretch_drift is None
+    assert [r.stretch_drift.n_current for r in reports[2:]] == [20_000, 30_000]
+    assert not any(r.stretch_drift.drifted for r in reports[2:])
+    assert "scores of the label-free stretch" in reports[3].estimate["reliability_note"]
+    assert reports[3].to_dict()["stretch_prediction_drift"] == 0
+    assert "stretch_prediction_drift" not in reports[0].to_dict()
+
+
+def test_a_lasting_unseen_change_is_caught_by_the_label_free_stretch() -> None:
+    # 30 % of the fraud moves where the oracle never saw fraud: each window's expected
+    # fraud count drops by about 15 of 50, near its Poisson noise; over four windows by 60
+    # of 200, and the stretch flags the estimate of the newest window.
+    reports = _stretch_reports(Drift.scenario("new_fraud_pattern", 0.6), label_delay=4)
+    newest = reports[-1]
+    assert newest.stretch_drift is not None and newest.stretch_drift.drifted
+    assert newest.stretch_drift.mean_p_value < min(r.prediction_drift.mean_p_value for r in reports)
+    assert not newest.estimate["reliable"]
+    assert "label-free windows up to this one" in newest.estimate["reliability_note"]
+
+
+def test_monitor_windows_checks_the_label_delay() -> None:
+    with pytest.raises(ConfigurationError, match="label_delay must be a whole number"):
+        monitor_windows(None, pd.DataFrame(), [], label_delay=-1)
 
 
 def test_a_window_with_few_frauds_warns() -> None:

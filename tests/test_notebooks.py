@@ -336,8 +336,14 @@ def test_ab_testing_notebook_promotes_a_significantly_better_challenger(store):
     assert run.info.run_name.startswith("ab_testing-03_ab_testing-")
     assert tags["fraudkit.summary.model_a_version"] == "1"
     assert tags["fraudkit.summary.model_b_version"] == "2"
-    assert {"winner", "improvement", "p_value", "statistical_significance"} <= set(
-        tags_key[len("fraudkit.summary.") :] for tags_key in tags
+    summary_keys = {key.removeprefix("fraudkit.summary.") for key in tags}
+    assert {"winner", "relative_improvement", "p_value", "statistical_significance"} <= (
+        summary_keys
+    )
+    assert "improvement" not in summary_keys  # relative, and named so
+    result_metrics = run.data.metrics
+    assert result_metrics["relative_improvement"] == pytest.approx(
+        result_metrics["metric_b"] / result_metrics["metric_a"] - 1
     )
     assert "summary.json" in {a.path for a in store.client.list_artifacts(result.run_id)}
     assert tags["fraudkit.summary.winner"] == "B"

@@ -179,6 +179,11 @@ def test_quick_pipeline_detects_drift_retrains_and_promotes(store, tmp_path, mon
     # Better AUPRC than production on the same fresh window of drifted traffic.
     assert metrics["average_precision"] > metrics["production_average_precision"] + 0.1
     assert metrics["average_precision"] <= metrics["bayes_average_precision"] + 0.05
+    # The summary names the change for what it is: absolute AUPRC points on that window.
+    assert "improvement" not in outcome
+    assert outcome["auprc_difference"] == pytest.approx(
+        metrics["average_precision"] - metrics["production_average_precision"]
+    )
 
     # Registry: production moved to the new version, with its lineage and evidence.
     production = store.get_version_by_alias(MODEL, "production")

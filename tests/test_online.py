@@ -50,6 +50,7 @@ def test_compare_online_tests_recall_and_amount() -> None:
     assert result.winner == "B" and result.statistical_significance
     assert result.improvement == pytest.approx(0.8 / 0.5 - 1)
     assert result.to_dict()["n_fraud_b"] == 50
+    assert result.summary()["relative_improvement"] == result.improvement
 
 
 def test_compare_online_without_a_significant_difference_has_no_winner() -> None:

@@ -118,12 +118,80 @@ def history() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_metric_history_one_line_per_version(history: pd.DataFrame) -> None:
+def _run(version: int, run_id: str, source: str, when: str, values: list[float]) -> list[dict]:
+    # Every step of a run carries the same wall-clock second, as a monitoring run logs them.
+    return [
+        {"version": version, "run_id": run_id, "source": source, "metric": "average_precision",
+         "step": step, "timestamp": pd.Timestamp(when, tz="UTC"), "value": value}
+        for step, value in enumerate(values)
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def registry_history() -> pd.DataFrame:
+    """Two versions: training, a six-window monitoring run each, shuffled as a store returns."""
+    rows = (
+        _run(2, "m2", "monitoring", "2026-01-03", [0.5, 0.45, 0.4, 0.3, 0.2, 0.1])
+        + _run(1, "t1", "training", "2026-01-01", [0.8])
+        + _run(1, "m1", "monitoring", "2026-01-02", [0.78, 0.77, 0.76, 0.7, 0.6, 0.55])
+        + _run(2, "t2", "training", "2026-01-02 12:00", [0.75])
+    )
+    return pd.DataFrame(rows).sample(frac=1, random_state=0)
+
+
+def _points(fig: Figure) -> list[tuple[float, float]]:
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    return sorted(
+        (float(x), float(y)) for line in lines for x, y in zip(*line.get_data(), strict=True)
+    )
+
+
+def test_metric_history_puts_runs_and_windows_in_order(registry_history: pd.DataFrame) -> None:
+    fig = _close(plots.plot_metric_history(registry_history))
+    points = _points(fig)
+    positions = [x for x, _ in points]
+    assert positions == list(range(14))  # 2 trainings + 12 windows, each its own position
+    expected = [0.8, 0.78, 0.77, 0.76, 0.7, 0.6, 0.55, 0.75, 0.5, 0.45, 0.4, 0.3, 0.2, 0.1]
+    assert [y for _, y in points] == pytest.approx(expected)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[:3] == ["v1 · training", "v1 · window 0", "v1 · window 1"]
+    assert labels[7:9] == ["v2 · training", "v2 · window 0"]
+    assert _legend_texts(fig) == ["version 1", "version 2"]
+    assert "time order" in fig.axes[0].get_xlabel()
+    assert fig.axes[0].get_ylabel() == "AUPRC (average_precision)"
+
+
+def test_metric_history_six_windows_of_one_second_are_six_points(registry_history) -> None:
+    one_run = registry_history[registry_history["run_id"] == "m1"]
+    assert one_run["timestamp"].nunique() == 1
+    fig = _close(plots.plot_metric_history(one_run, by="source"))
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_xdata()) == [0, 1, 2, 3, 4, 5]
+    assert list(line.get_ydata()) == [0.78, 0.77, 0.76, 0.7, 0.6, 0.55]
+    assert _legend_texts(fig) == ["source monitoring"]
+
+
+def test_metric_history_shows_a_step_logged_twice_once(registry_history) -> None:
+    training = registry_history[registry_history["run_id"] == "t1"]
+    again = training.assign(value=0.81, timestamp=training["timestamp"] + pd.Timedelta("1s"))
+    fig = _close(plots.plot_metric_history(pd.concat([again, training]), by="source"))
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_ydata()) == [0.81]  # the latest value of step 0
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["v1 · training"]
+
+
+def test_metric_history_one_line_per_version_without_run_ids(history: pd.DataFrame) -> None:
     fig = _close(plots.plot_metric_history(history, metric="roc_auc", x="timestamp"))
     ax = fig.axes[0]
-    assert len(ax.get_lines()) == 3
-    assert all(len(line.get_xdata()) == 4 for line in ax.get_lines())
-    assert ax.get_xlabel() == "timestamp" and ax.get_ylabel() == "roc_auc"
+    lines = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(lines) == 3
+    assert [list(line.get_xdata()) for line in lines] == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9, 10, 11],
+    ]
+    assert ax.get_ylabel() == "ROC AUC (roc_auc)"
 
 
 def test_metric_history_unknown_metric_lists_available(history: pd.DataFrame) -> None:
@@ -142,12 +210,49 @@ def test_windows_with_onset_marker() -> None:
     assert _legend_texts(fig)[-1] == "drift onset"
 
 
-def test_drift_heatmap_has_cell_per_window_and_feature() -> None:
-    table = pd.DataFrame(np.arange(12.0).reshape(3, 4), columns=["V1", "V2", "V3", "Amount"])
-    fig = _close(plots.plot_drift_heatmap(table, label="-log10 p"))
-    assert len(fig.axes) == 2  # heatmap + colour bar
-    assert fig.axes[0].collections[0].get_array().size == 12
-    assert fig.axes[1].get_ylabel() == "-log10 p"
+def test_drift_heatmap_puts_features_down_and_windows_across() -> None:
+    features = [f"V{i}" for i in range(1, 29)] + ["Amount"]
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.random((8, 29)), columns=features).rename_axis(
+        index="window", columns="feature"
+    )
+    fig = _close(plots.plot_drift_heatmap(table, label="KS distance to reference"))
+    heatmap, colour_bar = fig.axes
+    assert [t.get_text() for t in heatmap.get_yticklabels()] == features  # every one named
+    assert [t.get_text() for t in heatmap.get_xticklabels()] == [str(i) for i in range(8)]
+    assert (heatmap.get_ylabel(), heatmap.get_xlabel()) == ("feature", "window")
+    cells = heatmap.collections[0].get_array().reshape(29, 8)
+    assert np.allclose(cells, table.to_numpy().T)
+    assert colour_bar.get_ylabel() == "KS distance to reference"
+    assert colour_bar.get_ylim()[0] == 0  # a distance: the colour scale starts at none
+    width, height = fig.get_size_inches()
+    assert height > width and width <= 8  # long axis down, fits a page's width
+    assert all(t.get_fontsize() >= 8 for t in heatmap.get_yticklabels())
+
+
+def test_drift_heatmap_marks_the_cells_the_test_flagged() -> None:
+    table = pd.DataFrame(np.full((3, 4), 0.01), columns=["V1", "V2", "V3", "Amount"])
+    flagged = table > 1
+    flagged.loc[2, "V2"] = flagged.loc[1, "Amount"] = True
+    fig = _close(plots.plot_drift_heatmap(table, flagged=flagged))
+    heatmap = fig.axes[0]
+    marks = sorted((t.get_position(), t.get_text()) for t in heatmap.texts)
+    # x = window + 0.5, y = feature row + 0.5 (features down: V2 is row 1, Amount row 3)
+    assert marks == [((1.5, 3.5), "●"), ((2.5, 1.5), "●")]
+    assert "drift detected by the test (2 cells)" in heatmap.get_xlabel()
+    veil = heatmap.collections[1].get_array().reshape(4, 3)  # features down, windows across
+    assert veil.sum() == 2 and veil[1, 2] == veil[3, 1] == 1  # flagged cells stay unfaded
+    with pytest.raises(DataValidationError, match=r"windows .* and features"):
+        plots.plot_drift_heatmap(table, flagged=flagged.drop(columns="V3"))
+
+
+def test_drift_heatmap_sized_to_its_content() -> None:
+    small = pd.DataFrame(np.ones((3, 4)), columns=["V1", "V2", "V3", "Amount"])
+    fig = _close(plots.plot_drift_heatmap(small))
+    assert fig.get_size_inches()[1] < 4  # four features need no page-long figure
+    assert fig.axes[1].get_ylabel() == "drift statistic"
+    with pytest.raises(DataValidationError, match="empty"):
+        plots.plot_drift_heatmap(pd.DataFrame())
 
 
 @pytest.mark.parametrize(

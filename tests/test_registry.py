@@ -118,7 +118,7 @@ def test_gate_compares_versions_measured_on_the_same_dataset(manager, fitted, to
     moves = len(manager.alias_history(NAME))
     with pytest.raises(
         PromotionRefused,
-        match=r"average_precision 0\.7800 vs 0\.8000 of version 1 \(improvement -0\.0200 "
+        match=r"average_precision 0\.7800 vs 0\.8000 of version 1 \(difference -0\.0200 "
         rf"< required \+0\.0100\) on test \(digest {digest}, from linked metrics\)",
     ):
         manager.promote_model(NAME, worse, min_improvement=0.01)
@@ -210,7 +210,7 @@ def test_gate_scores_both_versions_on_evaluation_data(manager):
     assert _holder(manager) == v2
 
     moves = len(manager.alias_history(NAME))
-    with pytest.raises(PromotionRefused, match=r"improvement -0\.\d+ < required \+0\.0000"):
+    with pytest.raises(PromotionRefused, match=r"difference -0\.\d+ < required \+0\.0000"):
         manager.promote_model(NAME, v1, min_improvement=0.0, evaluation_data=split.test)
     (no_model,) = _register_many(manager, [0.9])  # a version without a loadable model
     with pytest.raises(PromotionRefused, match="cannot score version 3 of 'fraud_lifecycle'"):

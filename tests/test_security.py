@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -60,8 +59,17 @@ def _log_model(model, name: str, traffic):
 
 def test_ui_binds_to_localhost_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "[default: 127.0.0.1]" in CliRunner().invoke(cli, ["ui", "--help"]).output
+    import fraudkit.ui
+
     started = []
-    monkeypatch.setattr(subprocess, "call", lambda command, **kwargs: started.append(command) or 0)
+    monkeypatch.setattr(
+        fraudkit.ui,
+        "run_server",
+        lambda command, env: started.append(command) or fraudkit.ui.ServerExit(0, None, False),
+    )
+    monkeypatch.setattr(
+        fraudkit.ui, "kit_experiment_urls", lambda base: {"training": f"{base}/#/experiments/1"}
+    )
     result = CliRunner().invoke(cli, ["ui"])
     assert result.exit_code == 0, result.output
     (command,) = started

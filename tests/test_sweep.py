@@ -22,6 +22,7 @@ from fraudkit.sweep import (
     PointOutcome,
     expand_points,
     load_sweep_spec,
+    run_point,
     run_sweep,
     sweep_children,
 )
@@ -261,6 +262,79 @@ def test_resume_runs_only_the_point_that_did_not_finish(store, tmp_path):
     assert store.client.get_run(first.sweep_run_id).info.status == "FINISHED"
     logged = pd.read_csv(store.client.download_artifacts(first.sweep_run_id, "sweep/results.csv"))
     assert logged["status"].tolist() == ["FINISHED", "FINISHED"]
+
+
+def _sweep_child(store, sweep_run_id: str, index: int, status: str) -> str:
+    """A child run of the sweep for point ``index``, left in ``status`` as a worker left it."""
+    experiment_id = store.experiment_id("training")
+    tags = {SWEEP_TAG: sweep_run_id, INDEX_TAG: str(index), "mlflow.parentRunId": sweep_run_id}
+    run = store.client.create_run(experiment_id, tags=tags)
+    store.client.log_metric(run.info.run_id, "average_precision", 0.5 + index / 10)
+    if status != "RUNNING":
+        store.client.set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+def test_a_task_rerun_after_its_point_finished_does_not_run_it_twice(store, monkeypatch):
+    """A worker killed after the point's run ended, before the task returned: Dask reruns it."""
+    import fraudkit.notebooks
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the finished point was run a second time")
+
+    monkeypatch.setattr(fraudkit.notebooks, "run_notebook", must_not_run)
+    sweep = store.client.create_run(store.experiment_id("training")).info.run_id
+    other_point = _sweep_child(store, sweep, 1, "FINISHED")
+    failed_try = _sweep_child(store, sweep, 0, "FAILED")
+    finished = _sweep_child(store, sweep, 0, "FINISHED")
+    done = run_point(
+        "training",
+        QUICK,
+        sweep_run_id=sweep,
+        index=0,
+        point={"seed": 1},
+        environment={},
+        timeout=None,
+    )
+    assert done == {
+        "run_id": finished,
+        "status": "FINISHED",
+        "error": None,
+        "metrics": {"average_precision": 0.5},
+    }
+    children = sweep_children(store.client, store.experiment_id("training"), sweep)
+    assert sorted(c.info.run_id for c in children) == sorted([other_point, failed_try, finished])
+
+
+def test_a_task_rerun_mid_job_ends_the_dead_workers_run_and_runs_the_point(store, monkeypatch):
+    """A worker killed mid-job left its run RUNNING: it ends KILLED, the point runs once more."""
+    import fraudkit.notebooks
+    from fraudkit.reports import ERROR_TAG
+
+    calls = []
+
+    def fake_run(notebook, parameters, **options):
+        calls.append((notebook, parameters, options["tags"][INDEX_TAG]))
+        run_id = _sweep_child(store, options["parent_run_id"], 0, "FINISHED")
+        return type("Ran", (), {"run_id": run_id, "status": "FINISHED", "metrics": {"x": 1.0}})
+
+    monkeypatch.setattr(fraudkit.notebooks, "run_notebook", fake_run)
+    sweep = store.client.create_run(store.experiment_id("training")).info.run_id
+    stale = _sweep_child(store, sweep, 0, "RUNNING")
+    done = run_point(
+        "training",
+        QUICK,
+        sweep_run_id=sweep,
+        index=0,
+        point={"seed": 1},
+        environment={},
+        timeout=None,
+    )
+    assert calls == [("training", QUICK, "0")]
+    assert done["status"] == "FINISHED" and done["run_id"] != stale
+    left = store.client.get_run(stale)
+    assert left.info.status == "KILLED"
+    assert "its worker stopped" in left.data.tags[ERROR_TAG]
 
 
 @pytest.mark.notebook

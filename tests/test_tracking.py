@@ -68,6 +68,32 @@ def test_deleted_experiment_is_restored_not_duplicated(manager):
     assert _client().get_experiment(ids["monitoring"]).lifecycle_stage == "active"
 
 
+def test_experiments_are_tagged_for_the_ui_machine_learning_view(manager):
+    from fraudkit.ui import EXPERIMENT_KIND_TAG, ML_EXPERIMENT_KIND
+
+    ids = manager.setup_experiments()
+    client = MlflowClient(tracking_uri=manager.tracking_uri)  # a plain client, not the kit's
+
+    def kind(key: str) -> str | None:
+        return client.get_experiment(ids[key]).tags.get(EXPERIMENT_KIND_TAG)
+
+    assert {key: kind(key) for key in ids} == dict.fromkeys(ids, ML_EXPERIMENT_KIND)
+    # An experiment found without the tag (made before the kit tagged, or by hand) gets
+    # it; a deleted one is restored with it; a kind someone chose is left alone.
+    client.delete_experiment_tag(ids["training"], EXPERIMENT_KIND_TAG)
+    client.delete_experiment_tag(ids["monitoring"], EXPERIMENT_KIND_TAG)
+    client.delete_experiment(ids["monitoring"])
+    client.set_experiment_tag(ids["ab_testing"], EXPERIMENT_KIND_TAG, "genai_development")
+    assert kind("training") is None
+    manager.reset()
+    assert manager.setup_experiments() == ids
+    assert kind("training") == ML_EXPERIMENT_KIND
+    assert kind("monitoring") == ML_EXPERIMENT_KIND
+    assert client.get_experiment(ids["monitoring"]).lifecycle_stage == "active"
+    assert kind("ab_testing") == "genai_development"
+    client.set_experiment_tag(ids["ab_testing"], EXPERIMENT_KIND_TAG, ML_EXPERIMENT_KIND)
+
+
 def test_concurrent_setup_from_two_processes(tmp_path):
     # A fresh store (no template copy) so both processes race on schema creation too.
     home = tmp_path / "race"

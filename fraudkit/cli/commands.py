@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from typing import Any
 
@@ -119,22 +117,40 @@ def report_command() -> None:
 @click.command("ui")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=5000, show_default=True, type=int)
-def ui_command(host: str, port: int) -> None:
-    """Open the MLflow UI on the kit's tracking store."""
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server worker processes.",
+)
+def ui_command(host: str, port: int, workers: int) -> None:
+    """Open the MLflow UI on the kit's tracking store, in its machine-learning view.
+
+    Stops with everything it started on Ctrl+C or SIGTERM. MLflow's GenAI job runner stays
+    off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set.
+    """
     from fraudkit.config import artifact_root, is_remote, redact_uri, tracking_uri
+    from fraudkit.ui import kit_experiment_urls, run_server, server_command, server_url
 
     uri = tracking_uri()
     if is_remote(uri):
         raise click.UsageError(
             f"the store is a tracking server already; open {redact_uri(uri)} in a browser"
         )
-    command = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
-    # The store URI may hold a database password. `mlflow ui` reads both locations from
-    # these variables, which stay private to the user, where a command line is shown by
-    # `ps` to every local user.
-    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
-    root = artifact_root(uri)
-    if root:
-        env["MLFLOW_DEFAULT_ARTIFACT_ROOT"] = root
-    click.echo(f"MLflow UI for {redact_uri(uri)} on http://{host}:{port} (Ctrl+C to stop)")
-    sys.exit(subprocess.call(command, env=env))
+    # The store URI may hold a database password: it goes to the server in its
+    # environment, which stays private to the user, where `ps` shows a command line to all.
+    command, env = server_command(host, port, uri, artifact_root(uri), workers=workers)
+    base = server_url(host, port)
+    links = kit_experiment_urls(base)
+    click.echo(f"MLflow UI for {redact_uri(uri)} on {base} (Ctrl+C to stop)")
+    click.echo("Experiments, machine-learning view:")
+    width = max(map(len, links), default=0)
+    for name, link in links.items():
+        click.echo(f"  {name:<{width}}  {link}")
+    # The server writes to the same stdout; a file or pipe must get the banner first.
+    sys.stdout.flush()
+    outcome = run_server(command, env)
+    if outcome.forced:
+        click.echo("MLflow UI: processes that ignored SIGTERM were killed", err=True)
+    sys.exit(outcome.exit_code)

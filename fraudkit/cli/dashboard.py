@@ -1,14 +1,24 @@
-"""``fraudkit dashboard ...``: tables for people, ``--json`` for scripts.
+"""``fraudkit dashboard ...``: tables for people, tab-separated lines for pipes, ``--json``.
 
 Thin presentation over :mod:`fraudkit.dashboard`; ``python -m fraudkit.dashboard`` runs
-the same group.
+the same group. On a terminal every table is a rich table. When stdout is a pipe or a
+file, a table is one header line and then one record per line, fields separated by a tab,
+nothing wrapped or cut, so ``grep`` and ``cut -f`` work and ids copy whole; a command that
+prints several tables puts a ``# <title>`` line before each, and notes meant for a person
+("Wrote plot.png") go to stderr.
+
+``summary``, ``registry`` and ``compare`` answer from the SQL fast path without importing
+MLflow or pandas when the store allows (:mod:`fraudkit.dashboard.answers`); keep this
+module's imports light for the same reason.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import click
@@ -16,8 +26,12 @@ import click
 from fraudkit import dashboard as board
 from fraudkit.cli.group import FraudkitGroup
 from fraudkit.config import DEFAULT_MODEL_NAME
+from fraudkit.dashboard.answers import EXPERIMENT_COLUMNS, MODEL_COLUMNS, REGISTRY_COLUMNS
+from fraudkit.dashboard.runs import KEY_METRIC, RUN_STATUSES
+from fraudkit.exceptions import DataValidationError
 
 __all__ = [
+    "ALL_METRICS",
     "MAX_ROWS",
     "PROGRESS_MIN",
     "dashboard",
@@ -27,10 +41,15 @@ __all__ = [
     "dashboard_history",
     "dashboard_registry",
     "dashboard_summary",
+    "stdout_is_terminal",
 ]
 
-MAX_ROWS = 50  # rows a table lists before "... and N more"
+MAX_ROWS = 50  # rows a terminal table lists before "... and N more" (pipes get them all)
 PROGRESS_MIN = 200  # deletion steps from which cleanup shows a progress bar
+ALL_METRICS = "all"  # `history --metric all`: every metric, one line per value
+
+_ISO_TIME = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?Z")
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 _json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables."
@@ -40,38 +59,81 @@ _model_option = click.option(
 )
 
 
-def _cell(value: Any) -> str:
-    import pandas as pd
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (rich tables) rather than a pipe or a file (lines)."""
+    return sys.stdout.isatty()
 
-    if value is None or (not isinstance(value, str | list | tuple) and pd.isna(value)):
+
+def _cell(value: Any) -> str:
+    """A value as a terminal table shows it: 4 decimals, timestamps to the second."""
+    if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4f}"
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, str) and (moment := _ISO_TIME.fullmatch(value)):
+        return f"{moment.group(1)} {moment.group(2)}"
     return str(value)
 
 
-def _table(frame: Any, title: str, columns: dict[str, str] | None = None) -> None:
-    """Print ``frame`` as a rich table; ``columns`` maps the columns to show to headings."""
+def _field(value: Any) -> str:
+    """A value as a tab-separated line holds it: whole, on one line, tabs escaped."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value).translate(_ESCAPES)
+
+
+def _note(message: str) -> None:
+    """Tell the person: on stdout at a terminal, on stderr when stdout is a pipe."""
+    click.echo(message, err=not stdout_is_terminal())
+
+
+def _table(
+    records: Sequence[Mapping[str, Any]],
+    title: str,
+    columns: Mapping[str, str] | None = None,
+    *,
+    fields: Sequence[str] | None = None,
+    titled: bool = False,
+) -> None:
+    """Print JSON-ready ``records``: a rich table on a terminal, tab-separated lines else.
+
+    Parameters
+    ----------
+    records : sequence of dict
+    title : str
+        The terminal table's title (and the ``# title`` line of a pipe when ``titled``).
+    columns : mapping, optional
+        Keys the terminal table shows, to their headings (default: every field).
+    fields : sequence of str, optional
+        Keys a pipe gets, in order (default: every key of the records).
+    titled : bool
+        Precede the lines with ``# title`` (commands that print several tables).
+    """
+    keys = list(fields or dict.fromkeys(k for record in records for k in record))
+    if not stdout_is_terminal():
+        lines = [f"# {title}"] if titled else []
+        lines.append("\t".join(map(_field, keys)))
+        lines += ["\t".join(_field(record.get(k)) for k in keys) for record in records]
+        click.echo("\n".join(lines))
+        return
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    columns = columns or {str(c): str(c) for c in frame.columns}
-    shown = frame.head(MAX_ROWS)
+    columns = columns or {k: k for k in keys}
     table = Table(title=title, title_justify="left")
     for heading in columns.values():
         table.add_column(heading, overflow="fold")  # wrap, never cut, ids
-    for row in shown[list(columns)].itertuples(index=False):
+    for record in records[:MAX_ROWS]:
         # Text(), not markup: run names and params may contain "[...]".
-        table.add_row(*(Text(_cell(v)) for v in row))
-    console = Console()
-    if not console.is_terminal:  # piped or captured: no screen width to respect
-        console = Console(width=max(console.width, 160))
-    console.print(table)
-    if len(frame) > len(shown):
-        click.echo(f"... and {len(frame) - len(shown)} more (--json lists all)")
+        table.add_row(*(Text(_cell(record.get(key))) for key in columns))
+    Console().print(table)
+    if len(records) > MAX_ROWS:
+        click.echo(f"... and {len(records) - MAX_ROWS} more (pipe or --json lists all)")
 
 
 def _print_json(payload: Any) -> None:
@@ -91,12 +153,15 @@ def dashboard_summary(as_json: bool) -> None:
     if as_json:
         _print_json(result.to_dict())
         return
-    experiments = result.experiments.assign(
-        by_status=[
-            ", ".join(f"{row[s.lower()]} {s.lower()}" for s in board.RUN_STATUSES if row[s.lower()])
-            for _, row in result.experiments.iterrows()
-        ]
-    )
+    experiments = [
+        {
+            **row,
+            "by_status": ", ".join(
+                f"{row[s.lower()]} {s.lower()}" for s in RUN_STATUSES if row[s.lower()]
+            ),
+        }
+        for row in result.experiment_records
+    ]
     headings = {
         "experiment_type": "type",
         "total": "runs",
@@ -105,26 +170,30 @@ def dashboard_summary(as_json: bool) -> None:
         "latest_start": "started (UTC)",
         "latest_status": "status",
         "best_run_name": "best run",
-        f"best_{board.KEY_METRIC}": board.KEY_METRIC,
+        f"best_{KEY_METRIC}": KEY_METRIC,
     }
-    _table(experiments, "Experiments", headings)
-    if result.models.empty:
+    _table(experiments, "Experiments", headings, fields=EXPERIMENT_COLUMNS, titled=True)
+    if stdout_is_terminal() and not result.model_records:
         click.echo("No registered models yet.")
-    else:
-        _table(result.models, "Registered models")
+        return
+    if not stdout_is_terminal():
+        click.echo()  # a blank line between the tables of a pipe
+    _table(result.model_records, "Registered models", fields=MODEL_COLUMNS, titled=True)
 
 
 @dashboard.command("registry")
 @_json_option
 def dashboard_registry(as_json: bool) -> None:
     """Every registered model version: aliases, creation time, source run, key metrics."""
-    overview = board.registry_overview()
+    records = board.registry_records()
     if as_json:
-        _print_json(board.to_records(overview))
-    elif overview.empty:
-        click.echo("No registered models yet.")
-    else:
-        _table(overview, "Model registry")
+        _print_json(records)
+        return
+    if not records:
+        _note("No registered models yet.")
+        if stdout_is_terminal():
+            return
+    _table(records, "Model registry", fields=REGISTRY_COLUMNS)
 
 
 @dashboard.command("compare")
@@ -138,14 +207,26 @@ def dashboard_registry(as_json: bool) -> None:
 )
 @_json_option
 def dashboard_compare(model_name: str, versions: tuple[str, str] | None, as_json: bool) -> None:
-    """Production vs Staging (or two versions) side by side, with the differences."""
-    frame = board.compare_versions(model_name, versions=list(versions) if versions else None)
+    """Production vs Staging (or two versions) side by side, with the differences.
+
+    One line per field (alias, version, run_id, ..., each metric and param), one column
+    per version: `compare | grep average_precision` shows the metric side by side.
+    """
+    records = board.compare_records(model_name, versions=list(versions) if versions else None)
     if as_json:
-        _print_json({"model": model_name, "versions": board.to_records(frame.reset_index())})
+        _print_json({"model": model_name, "versions": records})
         return
-    sideways = frame.T.reset_index(names="field")
-    sideways.columns = [str(c) for c in sideways.columns]
-    _table(sideways, f"{model_name}: {' vs '.join(map(str, frame.index[:2]))}")
+    labels = [str(record["label"]) for record in records]
+    sideways = [
+        {"field": key, **{label: r.get(key) for label, r in zip(labels, records, strict=True)}}
+        for key in records[0]
+        if key != "label"
+    ]
+    if stdout_is_terminal():  # a person reads a difference with its sign
+        for row in sideways:
+            if isinstance(row.get("difference"), float):
+                row["difference"] = f"{row['difference']:+.4f}"
+    _table(sideways, f"{model_name}: {' vs '.join(labels[:2])}", fields=["field", *labels])
 
 
 @dashboard.command("export")
@@ -251,12 +332,15 @@ def _plan_tables(plan: board.CleanupPlan, deleting: bool = True) -> None:
         "start_time": "started (UTC)",
         "status": "status",
     }
-    runs = plan.runs
+    records = board.to_records(plan.runs)
+    fields = list(plan.runs.columns)
     if deleting and plan.to_delete:
-        _table(runs[runs["action"] == "delete"], "Runs to delete", columns)
+        to_delete = [r for r in records if r["action"] == "delete"]
+        _table(to_delete, "Runs to delete", columns, fields=fields, titled=True)
     if plan.protected:
-        protected = runs[runs["action"] == "protected"]
-        _table(protected, "Protected (not deleted)", {**columns, "reason": "reason"})
+        protected = [r for r in records if r["action"] == "protected"]
+        headings = {**columns, "reason": "reason"}
+        _table(protected, "Protected (not deleted)", headings, fields=fields, titled=True)
 
 
 @contextlib.contextmanager
@@ -275,7 +359,13 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
 
 @dashboard.command("history")
 @_model_option
-@click.option("--metric", default=None, help="Only this metric (the plot: average_precision).")
+@click.option(
+    "--metric",
+    default=KEY_METRIC,
+    show_default=True,
+    help=f"The metric: one row per version and run, one column per window; "
+    f"'{ALL_METRICS}': every metric, one line per value.",
+)
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False),
@@ -283,20 +373,39 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
     help="Write the metric over time, one line per version, to this PNG.",
 )
 @_json_option
-def dashboard_history(model_name: str, metric: str | None, plot: str | None, as_json: bool) -> None:
-    """Performance history of every version of a registered model."""
-    history = board.model_history(model_name, metric=metric)
+def dashboard_history(model_name: str, metric: str, plot: str | None, as_json: bool) -> None:
+    """Performance history of every version of a registered model.
+
+    The training evaluation of each version, then what later runs (monitoring windows,
+    retraining) measured of it.
+    """
+    every = metric == ALL_METRICS
+    history = board.model_history(model_name, metric=None if every else metric)
+    if history.empty and not every:
+        recorded = sorted(set(board.model_history(model_name)["metric"]))
+        if recorded:
+            raise DataValidationError(
+                f"no {metric!r} recorded for the versions of {model_name!r}; use --metric "
+                f"with one of: {', '.join(recorded)} (or {ALL_METRICS})"
+            )
     written = None
     if plot:
-        written = board.save_history_plot(history, plot, metric=metric or board.KEY_METRIC)
+        plotted = KEY_METRIC if every else metric
+        written = board.save_history_plot(history, plot, metric=plotted)
     if as_json:
-        payload = {"model": model_name, "history": board.to_records(history), "plot": written}
+        records = board.to_records(history)
+        payload = {"model": model_name, "metric": metric, "history": records, "plot": written}
         _print_json(payload)
         return
     if history.empty:
-        click.echo(f"No metrics recorded for the versions of {model_name!r} yet.")
-    else:
+        _note(f"No metrics recorded for the versions of {model_name!r} yet.")
+    elif every:
         columns = ["version", "source", "metric", "step", "timestamp", "value", "run_id"]
-        _table(history, f"{model_name}: performance history", {c: c for c in columns})
+        records = board.to_records(history)
+        _table(records, f"{model_name}: performance history", fields=columns)
+    else:
+        table = board.history_table(history, metric)
+        title = f"{model_name}: {metric} by version and window"
+        _table(board.to_records(table), title, fields=[str(c) for c in table.columns])
     if written:
-        click.echo(f"Wrote {written}")
+        _note(f"Wrote {written}")

@@ -3,11 +3,14 @@
 Every function returns plain data (DataFrames or frozen dataclasses with ``to_dict()``);
 ``fraudkit dashboard ...`` (:mod:`fraudkit.cli.dashboard`) presents them.
 
-Modules: :mod:`~fraudkit.dashboard.queries` (summary, registry overview, comparison, runs,
-history), :mod:`~fraudkit.dashboard.export`, :mod:`~fraudkit.dashboard.cleanup`,
-:mod:`~fraudkit.dashboard.runs` (reading runs by either path) and
-:mod:`~fraudkit.dashboard.fastpath` (the guarded SQL fast path). The public names are
-importable from here; they load on first use, so ``import fraudkit.dashboard`` is cheap.
+Modules: :mod:`~fraudkit.dashboard.answers` (the summary, and the registry and comparison
+as plain records: what the CLI prints, computed without pandas or MLflow on the fast
+path), :mod:`~fraudkit.dashboard.queries` (registry overview, comparison, runs, history as
+DataFrames), :mod:`~fraudkit.dashboard.export`, :mod:`~fraudkit.dashboard.cleanup`,
+:mod:`~fraudkit.dashboard.runs` (reading runs by either path),
+:mod:`~fraudkit.dashboard.fastpath` and :mod:`~fraudkit.dashboard.fastregistry` (the
+guarded SQL fast path). The public names are importable from here; they load on first
+use, so ``import fraudkit.dashboard`` is cheap.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fraudkit.dashboard.answers import (
+        DashboardSummary,
+        compare_records,
+        registry_records,
+        summarise,
+    )
     from fraudkit.dashboard.cleanup import (
         CleanupPlan,
         CleanupResult,
@@ -30,13 +39,12 @@ if TYPE_CHECKING:
         neutralise_formulas,
     )
     from fraudkit.dashboard.queries import (
-        DashboardSummary,
         compare_versions,
+        history_table,
         model_history,
         registry_overview,
         runs_frame,
         save_history_plot,
-        summarise,
     )
     from fraudkit.dashboard.runs import KEY_METRIC, RUN_STATUSES, Progress, to_records
 
@@ -46,8 +54,11 @@ _EXPORTS: dict[str, str] = {
     "RUN_STATUSES": "runs",
     "Progress": "runs",
     "to_records": "runs",
-    "DashboardSummary": "queries",
-    "summarise": "queries",
+    "DashboardSummary": "answers",
+    "summarise": "answers",
+    "registry_records": "answers",
+    "compare_records": "answers",
+    "history_table": "queries",
     "registry_overview": "queries",
     "compare_versions": "queries",
     "runs_frame": "queries",
@@ -73,14 +84,17 @@ __all__ = [
     "DashboardSummary",
     "ExportResult",
     "Progress",
+    "compare_records",
     "compare_versions",
     "execute_cleanup",
     "export_runs",
+    "history_table",
     "model_history",
     "neutralise_formulas",
     "parse_age",
     "plan_cleanup",
     "registry_overview",
+    "registry_records",
     "runs_frame",
     "save_history_plot",
     "summarise",

@@ -333,9 +333,9 @@ def execute_cleanup(
     with translated(manager):
         if plan.permanent:
             _check_no_deleted_experiments(manager)
-        with fastpath.connect(manager.tracking_uri, fast) as engine:
-            if engine is not None and fastpath.can_soft_delete(engine):
-                deleted, method = fastpath.soft_delete(engine, plan.to_delete, progress), "sql"
+        with fastpath.connect(manager.tracking_uri, fast) as store:
+            if store is not None and fastpath.can_soft_delete(store):
+                deleted, method = fastpath.soft_delete(store, plan.to_delete, progress), "sql"
             else:
                 for run_id in plan.to_delete:
                     manager.client.delete_run(run_id)

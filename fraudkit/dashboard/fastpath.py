@@ -1,55 +1,83 @@
 """The guarded SQL fast path: plain SELECTs (and one UPDATE transaction) on MLflow's tables.
 
 ``search_runs`` materialises every param, metric and tag of every run as Python objects
-(minutes at tens of thousands of runs) and MLflow has no batch delete. For an SQL store
-(SQLite, PostgreSQL) whose schema is exactly the one the installed MLflow writes, the
-dashboard reads the few columns it needs here and soft-deletes in one transaction.
+(minutes at tens of thousands of runs), MLflow has no batch delete, and importing MLflow
+alone takes seconds. For an SQL store (SQLite, PostgreSQL) whose schema is exactly the one
+the installed MLflow writes, the dashboard reads the few columns it needs here and
+soft-deletes in one transaction.
 
-The guard is :func:`sql_engine`: it returns an engine only when the store's alembic
-revision is the head revision of the installed MLflow, so every column means what this
-code assumes; otherwise the caller uses the public API. Everything here mirrors what
-MLflow's SqlAlchemyStore returns for the same runs; the tests compare both paths.
+The guard is :func:`open_store`: it returns a :class:`SqlStore` only when the store's
+alembic revision is the head revision of the installed MLflow, so every column means what
+this code assumes; otherwise the caller uses the public API. Everything here mirrors what
+MLflow's SqlAlchemyStore returns for the same rows; the tests compare both paths.
 
-This module needs neither the MLflow client nor a tracking manager: SQLAlchemy and the
-installed MLflow's migration scripts are enough.
+This module imports neither MLflow nor pandas: a SQLite store is read with the standard
+library's ``sqlite3`` (importing SQLAlchemy costs more than the whole answer), a
+PostgreSQL store through SQLAlchemy. The registry's tables are read by
+:mod:`fraudkit.dashboard.fastregistry`.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlparse
+from typing import Any, NamedTuple
+from urllib.parse import quote, urlparse
 
 from fraudkit.exceptions import TrackingError
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
-
 __all__ = [
     "SQL_CHUNK",
+    "WORKSPACE",
+    "FastPathError",
+    "Query",
     "RunRows",
+    "SqlStore",
     "can_soft_delete",
     "connect",
+    "experiment_ids",
+    "nan_restored",
+    "open_store",
     "read_rows",
+    "read_states",
+    "run_names",
     "schema_head",
     "soft_delete",
-    "sql_engine",
 ]
 
-SQL_CHUNK = 500  # run ids per IN (...) clause, well under every dialect's parameter limit
+SQL_CHUNK = 500  # values per IN (...) list, well under every dialect's parameter limit
+WORKSPACE = "default"  # MLflow's only workspace while MLFLOW_ENABLE_WORKSPACES is off
 
 _REVISION_LINE = re.compile(r"^(revision|down_revision)\s*=\s*(.+)$", re.MULTILINE)
 # Active runs of the experiments bound to :ids, as search_runs(ViewType.ACTIVE_ONLY) sees them.
 _ACTIVE_RUNS = "r.lifecycle_stage = 'active' AND r.experiment_id IN :ids"
+_SQLITE_TIMEOUT_S = 5.0  # wait this long for a writer's lock, as SQLAlchemy's default does
+
+Query = Callable[..., list[tuple[Any, ...]]]
+"""Runs one SQL statement of a :meth:`SqlStore.session`: ``query(sql, **params)``.
+
+A list or tuple parameter ``ids`` fills an ``IN :ids`` clause; the rows come back as
+tuples (pandas builds frames from tuples fastest, and the CLI needs no frames at all).
+"""
+
+
+class FastPathError(Exception):
+    """A fast-path statement failed (a locked SQLite file, a lost connection).
+
+    Readers fall back to the public API, which decides what to report; writers turn it
+    into a :class:`~fraudkit.exceptions.TrackingError`.
+    """
 
 
 class RunRows(NamedTuple):
-    """Rows read from the store, as tuples (pandas builds frames from tuples fastest).
+    """Rows read from the store, as tuples.
 
     Attributes
     ----------
@@ -65,20 +93,129 @@ class RunRows(NamedTuple):
     tags: list[tuple[Any, ...]]
 
 
+def _expand(sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Turn each list parameter ``:name`` into ``(:name_0, :name_1, ...)``."""
+    flat: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, list | tuple):
+            names = [f"{name}_{i}" for i in range(len(value))]
+            # An empty IN () is a syntax error on PostgreSQL; IN (NULL) matches nothing.
+            listed = "(" + ", ".join(f":{n}" for n in names) + ")" if names else "(NULL)"
+            sql = re.sub(rf":{name}(?!\w)", listed, sql)
+            flat.update(zip(names, value, strict=True))
+        else:
+            flat[name] = value
+    return sql, flat
+
+
+class SqlStore:
+    """An SQL tracking store the fast path applies to; :func:`open_store` opens one.
+
+    Parameters
+    ----------
+    uri : str
+        The store's URI.
+    sqlite_path : str, optional
+        The SQLite file (read with ``sqlite3``); None for another dialect (SQLAlchemy).
+    """
+
+    def __init__(self, uri: str, sqlite_path: str | None = None) -> None:
+        self.uri = uri
+        self._sqlite: sqlite3.Connection | None = None
+        self._engine: Any = None
+        if sqlite_path is not None:
+            # mode=rw: never create a missing file; autocommit: transactions are explicit.
+            target = f"file:{quote(sqlite_path)}?mode=rw"
+            self._sqlite = sqlite3.connect(
+                target, uri=True, timeout=_SQLITE_TIMEOUT_S, isolation_level=None
+            )
+        else:
+            from sqlalchemy import create_engine
+            from sqlalchemy.pool import NullPool
+
+            self._engine = create_engine(uri, poolclass=NullPool)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or SQLAlchemy's dialect name (``postgresql``)."""
+        return "sqlite" if self._sqlite is not None else str(self._engine.dialect.name)
+
+    @contextmanager
+    def session(self, *, write: bool = False) -> Iterator[Query]:
+        """Yield a :data:`Query` whose statements share one transaction, committed after.
+
+        Reads see one snapshot of the store. ``write=True`` takes SQLite's write lock at
+        once, so a transaction never fails half-way for want of it.
+
+        Raises
+        ------
+        FastPathError
+            A statement failed; the transaction was rolled back.
+        """
+        if self._sqlite is not None:
+            with self._sqlite_session(write) as query:
+                yield query
+            return
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._engine.begin() as conn:
+
+                def query(sql: str, **params: Any) -> list[tuple[Any, ...]]:
+                    statement, values = _expand(sql, params)
+                    return [tuple(row) for row in conn.execute(text(statement), values)]
+
+                yield query
+        except SQLAlchemyError as exc:
+            raise FastPathError(str(exc).splitlines()[0]) from exc
+
+    @contextmanager
+    def _sqlite_session(self, write: bool) -> Iterator[Query]:
+        conn = self._sqlite
+        assert conn is not None
+
+        def query(sql: str, **params: Any) -> list[tuple[Any, ...]]:
+            statement, values = _expand(sql, params)
+            return conn.execute(statement, values).fetchall()
+
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield query
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise FastPathError(str(exc).splitlines()[0]) from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close the connection (or dispose of the engine)."""
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
 @functools.cache
 def schema_head() -> str | None:
     """Return the newest schema revision among the installed MLflow's migrations, or None.
 
     Read from the migration scripts' ``revision``/``down_revision`` lines: the head is the
-    revision no other revises. (Alembic's ScriptDirectory gives the same answer but
-    imports every migration module, which costs about a second.)
+    revision no other revises. The scripts are found without importing MLflow (which
+    costs seconds); alembic's ScriptDirectory gives the same answer but imports every
+    migration module.
     """
-    import mlflow.store
-
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
     revisions: set[str] = set()
     revised: set[str] = set()
-    versions = Path(mlflow.store.__file__).parent / "db_migrations" / "versions"
-    for script in versions.glob("*.py"):
+    for script in (package / "store" / "db_migrations" / "versions").glob("*.py"):
         for kind, value in _REVISION_LINE.findall(script.read_text(encoding="utf-8")):
             names = re.findall(r"['\"](\w+)['\"]", value)
             (revisions if kind == "revision" else revised).update(names)
@@ -86,64 +223,79 @@ def schema_head() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
-def sql_engine(uri: str) -> Engine | None:
-    """Return an engine on the store at ``uri`` when the fast path applies to it, else None.
+def _workspaces_enabled() -> bool:
+    # MLflow reads MLFLOW_ENABLE_WORKSPACES as true/false/1/0 (and rejects anything else);
+    # anything but an explicit "off" leaves the store to MLflow.
+    flag = os.environ.get("MLFLOW_ENABLE_WORKSPACES")
+    return flag is not None and flag.lower() not in ("false", "0")
+
+
+def open_store(uri: str) -> SqlStore | None:
+    """Return a :class:`SqlStore` on ``uri`` when the fast path applies to it, else None.
 
     The fast path applies to an existing SQLite file or a PostgreSQL database whose alembic
-    revision is :func:`schema_head`, with MLflow workspaces off. The caller disposes of
-    the engine (or uses :func:`connect`).
+    revision is :func:`schema_head`, with MLflow workspaces off. The caller closes the
+    store (or uses :func:`connect`).
     """
-    from mlflow.environment_variables import MLFLOW_ENABLE_WORKSPACES
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
-    from sqlalchemy.pool import NullPool
-
-    scheme = urlparse(uri).scheme.lower()
-    if not (scheme == "sqlite" or scheme.startswith("postgresql")):
-        return None
-    if MLFLOW_ENABLE_WORKSPACES.get():
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if not (scheme == "sqlite" or scheme.startswith("postgresql")) or _workspaces_enabled():
         return None  # workspace scoping is enforced by MLflow's store, not by these queries
-    if scheme == "sqlite" and not Path(uri[len("sqlite:///") :]).is_file():
-        return None  # connecting would create an empty file; let MLflow initialise the store
+    sqlite_path = None
+    if scheme == "sqlite":
+        sqlite_path = uri[len("sqlite:///") :]
+        if parsed.query or not Path(sqlite_path).is_file():
+            # Connecting would create an empty file: MLflow initialises a store.
+            return None
     head = schema_head()
+    if head is None:
+        return None
     try:
-        engine = create_engine(uri, poolclass=NullPool)
-        with engine.connect() as conn:
-            revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except (SQLAlchemyError, ImportError):
+        store = SqlStore(uri, sqlite_path)
+    except (sqlite3.Error, ImportError, ValueError):
         return None
-    if head is None or revision != head:
-        engine.dispose()
+    try:
+        with store.session() as query:
+            found = query("SELECT version_num FROM alembic_version")
+    except FastPathError:  # unreadable, or a server that cannot be reached: MLflow reports it
+        found = []
+    if [row[0] for row in found] != [head]:
+        store.close()
         return None
-    return engine
+    return store
 
 
 @contextmanager
-def connect(uri: str, fast: bool) -> Iterator[Engine | None]:
-    """Yield :func:`sql_engine` of ``uri`` (None when ``fast`` is False), disposed after."""
-    engine = sql_engine(uri) if fast else None
+def connect(uri: str, fast: bool) -> Iterator[SqlStore | None]:
+    """Yield :func:`open_store` of ``uri`` (None when ``fast`` is False), closed after."""
+    store = open_store(uri) if fast else None
     try:
-        yield engine
+        yield store
     finally:
-        if engine is not None:
-            engine.dispose()
+        if store is not None:
+            store.close()
 
 
-def _select(conn: Connection, sql: str, ids: list[str], **params: Any) -> list[tuple[Any, ...]]:
-    from sqlalchemy import bindparam, text
+def experiment_ids(query: Query, names: Sequence[str]) -> dict[str, str]:
+    """Return ``{name: experiment_id}`` of the experiments called ``names`` that exist.
 
-    statement = text(sql).bindparams(bindparam("ids", expanding=True))
-    rows = conn.execute(statement, {"ids": [int(i) for i in ids], **params}).all()
-    return list(map(tuple, rows))  # pandas builds frames from tuples far faster than from Rows
+    Deleted experiments count, as :meth:`MlflowClient.get_experiment_by_name` finds them.
+    """
+    found = query(
+        "SELECT name, experiment_id FROM experiments WHERE workspace = :ws AND name IN :names",
+        ws=WORKSPACE,
+        names=list(names),
+    )
+    return {name: str(experiment_id) for name, experiment_id in found}
 
 
-def read_rows(engine: Engine, experiment_ids: list[str], only_metric: str | None) -> RunRows:
+def read_rows(query: Query, experiment_ids: list[str], only_metric: str | None) -> RunRows:
     """Read the active runs of ``experiment_ids`` with their metrics, params and tags.
 
     Parameters
     ----------
-    engine : Engine
-        From :func:`sql_engine`.
+    query : Query
+        Of a :meth:`SqlStore.session`.
     experiment_ids : list of str
     only_metric : str, optional
         Read only this metric, and no params or tags.
@@ -154,9 +306,10 @@ def read_rows(engine: Engine, experiment_ids: list[str], only_metric: str | None
 
     Raises
     ------
-    sqlalchemy.exc.SQLAlchemyError
+    FastPathError
         The store could not be read (e.g. a locked SQLite file); fall back to the API.
     """
+    ids = [int(i) for i in experiment_ids]
     runs_sql = (
         "SELECT r.run_uuid, r.name, t.value, r.experiment_id, r.status, r.start_time,"
         " r.end_time, r.artifact_uri FROM runs r LEFT JOIN tags t"
@@ -170,29 +323,76 @@ def read_rows(engine: Engine, experiment_ids: list[str], only_metric: str | None
         "SELECT x.run_uuid, x.key, x.value FROM {table} x"
         f" JOIN runs r ON r.run_uuid = x.run_uuid WHERE {_ACTIVE_RUNS}"
     )
-    with engine.connect() as conn:
-        runs = [
-            # MLflow falls back to the mlflow.runName tag when the name column is empty.
-            (run_id, name or tag_name or name, str(exp), status, start, end, uri)
-            for run_id, name, tag_name, exp, status, start, end, uri in _select(
-                conn, runs_sql, experiment_ids
-            )
-        ]
-        if only_metric is None:
-            found = _select(conn, metrics_sql, experiment_ids)
-            params = _select(conn, pairs_sql.format(table="params"), experiment_ids)
-            tags = _select(conn, pairs_sql.format(table="tags"), experiment_ids)
-        else:
-            metrics_sql += " AND m.key = :key"
-            found = _select(conn, metrics_sql, experiment_ids, key=only_metric)
-            params, tags = [], []
-    # NaN is stored as value 0 with is_nan set; MLflow's entity turns it back into NaN.
-    metrics = [(run_id, key, float("nan") if nan else value) for run_id, key, value, nan in found]
-    return RunRows(runs, metrics, params, tags)
+    runs = [
+        # MLflow falls back to the mlflow.runName tag when the name column is empty.
+        (run_id, name or tag_name or name, str(exp), status, start, end, uri)
+        for run_id, name, tag_name, exp, status, start, end, uri in query(runs_sql, ids=ids)
+    ]
+    if only_metric is None:
+        found = query(metrics_sql, ids=ids)
+        params = query(pairs_sql.format(table="params"), ids=ids)
+        tags = query(pairs_sql.format(table="tags"), ids=ids)
+    else:
+        found = query(metrics_sql + " AND m.key = :key", ids=ids, key=only_metric)
+        params, tags = [], []
+    return RunRows(runs, nan_restored(found), params, tags)
+
+
+def read_states(
+    query: Query, experiment_ids: list[str], metric: str
+) -> tuple[list[tuple[Any, ...]], dict[str, float]]:
+    """Read what the summary needs of the active runs of ``experiment_ids``, and no more.
+
+    Returns
+    -------
+    runs : list of tuple
+        run_id, experiment_id (str), status, start_time (epoch ms) per run.
+    values : dict
+        ``{run_id: latest value of metric}`` (NaN restored).
+
+    Raises
+    ------
+    FastPathError
+        The store could not be read.
+    """
+    ids = [int(i) for i in experiment_ids]
+    found = query(
+        "SELECT r.run_uuid, r.experiment_id, r.status, r.start_time FROM runs r"
+        f" WHERE {_ACTIVE_RUNS}",
+        ids=ids,
+    )
+    runs = [(run_id, str(exp), status, start) for run_id, exp, status, start in found]
+    # Driven from runs (a scan), each metric by its primary key: twice as fast on SQLite.
+    metrics = query(
+        "SELECT r.run_uuid, m.key, m.value, m.is_nan FROM runs r CROSS JOIN latest_metrics m"
+        f" WHERE m.run_uuid = r.run_uuid AND m.key = :key AND {_ACTIVE_RUNS}",
+        ids=ids,
+        key=metric,
+    )
+    return runs, {run_id: float(value) for run_id, _, value in nan_restored(metrics)}
+
+
+def run_names(query: Query, run_ids: list[str]) -> dict[str, str | None]:
+    """Return ``{run_id: run name}`` of ``run_ids``, as MLflow's ``Run.info.run_name``."""
+    found = query(
+        "SELECT r.run_uuid, r.name, t.value FROM runs r LEFT JOIN tags t"
+        " ON t.run_uuid = r.run_uuid AND t.key = 'mlflow.runName' WHERE r.run_uuid IN :ids",
+        ids=sorted(set(run_ids)),
+    )
+    # MLflow falls back to the mlflow.runName tag when the name column is empty.
+    return {run_id: name or tag_name or name for run_id, name, tag_name in found}
+
+
+def nan_restored(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Return ``(id, key, value, is_nan)`` metric rows as ``(id, key, value)``.
+
+    MLflow stores NaN as value 0 with ``is_nan`` set; its entities turn it back into NaN.
+    """
+    return [(owner, key, float("nan") if nan else value) for owner, key, value, nan in rows]
 
 
 def soft_delete(
-    engine: Engine, run_ids: Sequence[str], progress: Callable[[int], None]
+    store: SqlStore, run_ids: Sequence[str], progress: Callable[[int], None]
 ) -> list[str]:
     """Soft-delete ``run_ids`` in one transaction, as MlflowClient.delete_run does one by one.
 
@@ -200,8 +400,8 @@ def soft_delete(
 
     Parameters
     ----------
-    engine : Engine
-        From :func:`sql_engine`; check :func:`can_soft_delete` first.
+    store : SqlStore
+        From :func:`open_store`; check :func:`can_soft_delete` first.
     run_ids : sequence of str
     progress : callable
         Called with the number of runs processed after each chunk.
@@ -216,51 +416,44 @@ def soft_delete(
     TrackingError
         The transaction failed (it is rolled back: nothing was deleted).
     """
-    from sqlalchemy import bindparam, text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    eligible = text(
+    eligible = (
         "SELECT run_uuid FROM runs WHERE run_uuid IN :ids"
         " AND lifecycle_stage = 'active' AND status <> 'RUNNING'"
-    ).bindparams(bindparam("ids", expanding=True))
-    update = text(
+    )
+    update = (
         "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = :now"
         " WHERE run_uuid IN :ids AND lifecycle_stage = 'active' AND status <> 'RUNNING'"
-    ).bindparams(bindparam("ids", expanding=True))
+    )
     now = int(time.time() * 1000)
     deleted: list[str] = []
     try:
-        with engine.begin() as conn:
+        with store.session(write=True) as query:
             for start in range(0, len(run_ids), SQL_CHUNK):
                 chunk = list(run_ids[start : start + SQL_CHUNK])
-                deleted += [row[0] for row in conn.execute(eligible, {"ids": chunk})]
-                conn.execute(update, {"ids": chunk, "now": now})
+                deleted += [row[0] for row in query(eligible, ids=chunk)]
+                query(update, ids=chunk, now=now)
                 progress(len(chunk))
-    except SQLAlchemyError as exc:
-        reason = str(exc).splitlines()[0]
+    except FastPathError as exc:
         raise TrackingError(
-            f"deleting runs failed and was rolled back, nothing was deleted ({reason}); "
+            f"deleting runs failed and was rolled back, nothing was deleted ({exc}); "
             "retry when the store is not busy"
         ) from exc
     order = {run_id: i for i, run_id in enumerate(run_ids)}
     return sorted(deleted, key=order.__getitem__)
 
 
-def can_soft_delete(engine: Engine) -> bool:
+def can_soft_delete(store: SqlStore) -> bool:
     """Return whether a plain UPDATE deletes runs exactly as MLflow's delete_run would.
 
     MLflow's delete_run also removes GenAI assessments whose metadata names the run as
     their source; fraudkit never writes any, but when a store has some, use the API.
     """
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
-
     try:
-        with engine.connect() as conn:
-            found = conn.execute(
-                text("SELECT 1 FROM assessments WHERE assessment_metadata LIKE :marker LIMIT 1"),
-                {"marker": "%mlflow.assessment.sourceRunId%"},
-            ).first()
-    except SQLAlchemyError:
+        with store.session() as query:
+            found = query(
+                "SELECT 1 FROM assessments WHERE assessment_metadata LIKE :marker LIMIT 1",
+                marker="%mlflow.assessment.sourceRunId%",
+            )
+    except FastPathError:
         return False
-    return found is None
+    return not found

@@ -1,82 +1,55 @@
-"""Dashboard queries: summary, registry overview, version comparison, runs, model history.
+"""Dashboard queries as DataFrames: registry overview, version comparison, runs, model history.
 
-Every function returns plain data (DataFrames or frozen dataclasses with ``to_dict()``);
-``fraudkit dashboard ...`` presents them. Functions take ``manager=`` (default: the
-module-level :data:`fraudkit.mlflow_manager`, i.e. the store ``MLFLOW_TRACKING_URI`` names)
-and, where they read many runs, ``fast=`` to allow the SQL fast path
-(:mod:`fraudkit.dashboard.fastpath`); both paths give identical answers.
+Every function returns plain data (DataFrames); ``fraudkit dashboard ...`` presents them.
+Functions take ``manager=`` (default: the module-level :data:`fraudkit.mlflow_manager`,
+i.e. the store ``MLFLOW_TRACKING_URI`` names) and ``fast=`` to allow the SQL fast path
+(:mod:`fraudkit.dashboard.fastpath`); both paths give identical answers. The summary,
+and the records the CLI prints, live in :mod:`fraudkit.dashboard.answers`, which needs
+no pandas.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from fraudkit.config import DEFAULT_MODEL_NAME, ExperimentType
+from fraudkit.dashboard.answers import (
+    REGISTRY_COLUMNS,
+    REGISTRY_METRICS,
+    fast_comparison,
+    fast_registry,
+    model_type,
+)
+from fraudkit.dashboard.fastregistry import Registry, VersionRow
 from fraudkit.dashboard.runs import (
     KEY_METRIC,
-    RUN_STATUSES,
     RunTables,
     as_time,
     experiment_ids,
     newest_first,
     read_tables,
     resolve_manager,
-    to_records,
     translated,
 )
-from fraudkit.exceptions import RegistryError, TrackingUnavailableError
-from fraudkit.history import (
-    compare_model_versions,
-    get_model_performance_history,
-    get_registry_overview,
-)
-from fraudkit.store import paged, store_error
+from fraudkit.exceptions import DataValidationError, RegistryError, TrackingUnavailableError
+from fraudkit.store import store_error
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
     from fraudkit.tracking import MlflowManager
 
 __all__ = [
-    "DashboardSummary",
     "compare_versions",
+    "history_table",
     "model_history",
     "registry_overview",
     "runs_frame",
     "save_history_plot",
-    "summarise",
 ]
-
-
-@dataclass(frozen=True, eq=False)
-class DashboardSummary:
-    """Runs per experiment type and registered models.
-
-    Attributes
-    ----------
-    experiments : DataFrame
-        One row per experiment type: experiment_type, experiment_name, experiment_id,
-        total, one count column per run status (lower case), latest_run_name,
-        latest_run_id, latest_start, latest_status, best_run_name, best_run_id and
-        ``best_average_precision`` (the highest value of the key metric).
-    models : DataFrame
-        One row per registered model: model, versions, latest_version, aliases
-        (``"production=3,staging=5"``).
-    """
-
-    experiments: pd.DataFrame
-    models: pd.DataFrame
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return both tables as JSON-ready lists of records."""
-        return {"experiments": to_records(self.experiments), "models": to_records(self.models)}
-
 
 # -- frames ----------------------------------------------------------------------------
 
@@ -107,98 +80,73 @@ def _wide(tables: RunTables, types_by_id: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
-def _experiment_rows(tables: RunTables, types_by_id: dict[str, str]) -> pd.DataFrame:
-    """The per-type summary table from the runs and their key metric."""
-    runs = newest_first(tables.runs)
-    key = tables.metrics[tables.metrics["key"] == KEY_METRIC].set_index("run_id")["value"]
-    runs["metric"] = runs["run_id"].map(key).astype(float)
-    id_by_type = {kind: exp_id for exp_id, kind in types_by_id.items()}
+def _created(version: VersionRow) -> Any:
+    if version.created is None:
+        return pd.NaT
+    return pd.Timestamp(version.created, unit="ms", tz="UTC")
+
+
+def _registry_frame(registry: Registry) -> pd.DataFrame:
+    """The frame :func:`fraudkit.history.get_registry_overview` builds, from fast-path rows."""
     rows = []
-    for kind in ExperimentType:
-        mine = runs[runs["experiment_id"] == id_by_type.get(kind.value)]
-        counts = mine["status"].value_counts()
-        row: dict[str, Any] = {
-            "experiment_type": kind.value,
-            "experiment_name": kind.experiment_name,
-            "experiment_id": id_by_type.get(kind.value),
-            "total": len(mine),
-            **{status.lower(): int(counts.get(status, 0)) for status in RUN_STATUSES},
-        }
-        latest = mine.head(1)
-        scored = mine.dropna(subset=["metric"])
-        # Ties on the metric go to the newest run (mine is newest first; the sort is stable).
-        best = scored.sort_values("metric", ascending=False, kind="stable").head(1)
-        row.update(
-            latest_run_name=_first(latest, "run_name"),
-            latest_run_id=_first(latest, "run_id"),
-            latest_start=as_time(latest["start_time"]).iloc[0] if len(latest) else pd.NaT,
-            latest_status=_first(latest, "status"),
-            best_run_name=_first(best, "run_name"),
-            best_run_id=_first(best, "run_id"),
-            **{f"best_{KEY_METRIC}": float(best["metric"].iloc[0]) if len(best) else None},
+    for version in registry.versions:
+        metrics = version.run.metrics if version.run else {}
+        rows.append(
+            {
+                "model": version.model,
+                "version": version.version,
+                "aliases": ",".join(version.aliases),
+                "created": _created(version),
+                "status": version.status,
+                "run_id": version.run_id,
+                "model_type": model_type(version.tags, version.run.params if version.run else {}),
+                **{k: metrics.get(k) for k in REGISTRY_METRICS},
+            }
         )
-        rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=REGISTRY_COLUMNS)
+    return frame.sort_values(["model", "version"], ignore_index=True)
 
 
-def _first(frame: pd.DataFrame, column: str) -> Any:
-    return frame[column].iloc[0] if len(frame) else None
+def _comparison_frame(chosen: list[tuple[str, VersionRow]]) -> pd.DataFrame:
+    """The frame :func:`fraudkit.history.compare_model_versions` builds, from fast-path rows."""
+    rows, metric_names, param_names = [], set(), set()
+    for label, version in chosen:
+        metrics = dict(version.run.metrics) if version.run else {}
+        run_params = version.run.params if version.run else {}
+        params = {f"param.{k}": v for k, v in run_params.items()}
+        metric_names |= set(metrics)
+        param_names |= set(params)
+        rows.append(
+            {
+                "label": label,
+                "alias": ",".join(version.aliases),
+                "version": version.version,
+                "run_id": version.run_id,
+                "created": _created(version),
+                "model_type": model_type(version.tags, run_params),
+                **metrics,
+                **params,
+            }
+        )
+    from fraudkit.history import comparison_frame
 
-
-def _model_rows(client: MlflowClient) -> pd.DataFrame:
-    versions: dict[str, list[int]] = {}
-    aliases: dict[str, list[str]] = {}
-    for model in paged(client.search_registered_models):
-        versions[model.name] = []
-        aliases[model.name] = [f"{a}={v}" for a, v in sorted(model.aliases.items())]
-    for mv in paged(client.search_model_versions):
-        versions.setdefault(mv.name, []).append(int(mv.version))
-    rows = [
-        {
-            "model": name,
-            "versions": len(numbers),
-            "latest_version": max(numbers) if numbers else None,
-            "aliases": ",".join(aliases.get(name, [])),
-        }
-        for name, numbers in sorted(versions.items())
-    ]
-    return pd.DataFrame(rows, columns=["model", "versions", "latest_version", "aliases"])
+    return comparison_frame(rows, metric_names, param_names)
 
 
 # -- public API ------------------------------------------------------------------------
 
 
-def summarise(*, manager: MlflowManager | None = None, fast: bool = True) -> DashboardSummary:
-    """Summarise every experiment type and the registered models.
-
-    Parameters
-    ----------
-    manager : MlflowManager, optional
-        The store to read (default: :data:`fraudkit.mlflow_manager`).
-    fast : bool
-        Allow the SQL fast path; False forces the public API.
-
-    Returns
-    -------
-    DashboardSummary
-
-    Raises
-    ------
-    TrackingUnavailableError
-        The store cannot be reached.
-    """
-    manager = resolve_manager(manager)
-    with translated(manager):
-        types_by_id = experiment_ids(manager.client, list(ExperimentType))
-        tables = read_tables(manager, list(types_by_id), fast=fast, only_metric=KEY_METRIC)
-        return DashboardSummary(_experiment_rows(tables, types_by_id), _model_rows(manager.client))
-
-
-def registry_overview(*, manager: MlflowManager | None = None) -> pd.DataFrame:
+def registry_overview(*, manager: MlflowManager | None = None, fast: bool = True) -> pd.DataFrame:
     """Return every registered model version with aliases, creation time, run and metrics.
 
-    See :func:`fraudkit.history.get_registry_overview` for the columns.
+    See :func:`fraudkit.history.get_registry_overview` for the columns; ``fast`` allows
+    the SQL fast path.
     """
+    registry = fast_registry(manager, fast)
+    if registry is not None:
+        return _registry_frame(registry)
+    from fraudkit.history import get_registry_overview
+
     manager = resolve_manager(manager)
     with translated(manager):
         return get_registry_overview(manager.client)
@@ -210,16 +158,24 @@ def compare_versions(
     stages: Sequence[str] | None = None,
     versions: Sequence[str | int] | None = None,
     manager: MlflowManager | None = None,
+    fast: bool = True,
 ) -> pd.DataFrame:
     """Return Production vs Staging (or explicit ``versions``) side by side with a difference.
 
-    See :func:`fraudkit.history.compare_model_versions`.
+    See :func:`fraudkit.history.compare_model_versions`; ``fast`` allows the SQL fast path.
 
     Raises
     ------
     RegistryError
         Unknown model or version, or an alias that is not set.
     """
+    chosen = fast_comparison(
+        model_name, stages=stages, versions=versions, manager=manager, fast=fast
+    )
+    if chosen is not None:
+        return _comparison_frame(chosen)
+    from fraudkit.history import compare_model_versions
+
     manager = resolve_manager(manager)
     with translated(manager):
         return compare_model_versions(manager.client, model_name, stages=stages, versions=versions)
@@ -295,11 +251,58 @@ def model_history(
     RegistryError
         No registered model of that name.
     """
+    from fraudkit.history import get_model_performance_history
+
     manager = resolve_manager(manager)
     with translated(manager):
         _require_model(manager, model_name)
         metrics = [metric] if metric else None
         return get_model_performance_history(manager.client, model_name, metrics)
+
+
+def history_table(history: pd.DataFrame, metric: str = KEY_METRIC) -> pd.DataFrame:
+    """Return one metric of a model's history as a version x source/window table.
+
+    One row per version and run that measured it: the version's training evaluation, then
+    the runs linked to it later (monitoring, retraining), in the order they logged. One
+    column per window: ``w<i>`` holds the value logged at step ``i`` (a monitoring run's
+    window ``i``; a training evaluation logs at step 0). A value logged twice at one step
+    counts once, the later one.
+
+    Parameters
+    ----------
+    history : DataFrame
+        From :func:`model_history`.
+    metric : str
+
+    Returns
+    -------
+    DataFrame
+        Columns version, source, run_id, logged (UTC time of the run's first value of
+        ``metric``), then ``w0``, ``w1``, ...; sorted by version, then logged.
+
+    Raises
+    ------
+    DataValidationError
+        ``history`` has values, but none of ``metric``; the message lists the metrics.
+    """
+    keys = ["version", "run_id"]
+    mine = history[history["metric"] == metric]
+    if mine.empty and not history.empty:
+        known = ", ".join(sorted(history["metric"].unique()))
+        raise DataValidationError(
+            f"no {metric!r} recorded for these versions; choose one of: {known}"
+        )
+    ordered = mine.sort_values(["timestamp", "step"], kind="stable")
+    latest = ordered.drop_duplicates([*keys, "step"], keep="last")
+    windows = latest.pivot(index=keys, columns="step", values="value")
+    windows.columns = [f"w{int(step)}" for step in windows.columns]
+    runs = ordered.groupby(keys, sort=False).agg(
+        source=("source", "first"), logged=("timestamp", "min")
+    )
+    table = runs.join(windows).reset_index()
+    table = table.sort_values(["version", "logged", "run_id"], ignore_index=True)
+    return table[["version", "source", "run_id", "logged", *windows.columns]]
 
 
 def _require_model(manager: MlflowManager, model_name: str) -> None:

@@ -9,19 +9,20 @@ works on the :class:`RunTables` it returns.
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from fraudkit import config
 from fraudkit.config import ExperimentType
 from fraudkit.dashboard import fastpath
 from fraudkit.store import paged, store_error
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import MlflowClient
 
     from fraudkit.tracking import MlflowManager
@@ -33,12 +34,17 @@ __all__ = [
     "RUN_STATUSES",
     "Progress",
     "RunTables",
+    "api_rows",
     "as_time",
     "experiment_ids",
+    "iso_time",
+    "json_value",
     "long_frame",
     "newest_first",
+    "read_rows",
     "read_tables",
     "resolve_manager",
+    "store_uri",
     "to_records",
     "translated",
 ]
@@ -56,13 +62,56 @@ RUN_COLUMNS = [
     "artifact_uri",
 ]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 Progress = Callable[[int], None]
 """Called with the number of runs just processed (drives a progress bar)."""
 
 
+def iso_time(value: int | float | datetime | None) -> str | None:
+    """Return epoch milliseconds (or a datetime, naive = UTC) as ``2024-05-01T12:00:00.000Z``.
+
+    None, NaN and NaT give None.
+    """
+    if value is None or value != value:  # NaN and NaT are not equal to themselves
+        return None
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+    else:  # integer arithmetic: a float division can turn .123 s into .122999
+        moment = _EPOCH + timedelta(milliseconds=int(value))
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+def json_value(value: Any) -> Any:
+    """Return ``value`` as JSON holds it: NaN, infinities and missing values as None,
+    timestamps as :func:`iso_time` strings, numpy scalars as Python numbers."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if isinstance(value, datetime):
+        return iso_time(value)
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()  # numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Return the rows of ``frame`` as JSON-ready dicts (ISO timestamps, NaN as None)."""
-    return json.loads(frame.to_json(orient="records", date_format="iso"))
+    """Return the rows of ``frame`` as JSON-ready dicts (see :func:`json_value`).
+
+    Floats keep full precision, so the fast path and the public API give equal records.
+    """
+    columns = [str(c) for c in frame.columns]
+    return [
+        dict(zip(columns, map(json_value, row), strict=True))
+        for row in frame.itertuples(index=False, name=None)
+    ]
+
+
+def store_uri(manager: MlflowManager | None) -> str:
+    """Return the tracking URI of ``manager``, or the one fraudkit uses (without MLflow)."""
+    return manager.tracking_uri if manager is not None else config.tracking_uri()
 
 
 def resolve_manager(manager: MlflowManager | None) -> MlflowManager:
@@ -117,6 +166,8 @@ class RunTables:
     @classmethod
     def from_rows(cls, rows: fastpath.RunRows) -> RunTables:
         """Build the tables from rows of tuples."""
+        import pandas as pd
+
         return cls(
             pd.DataFrame(rows.runs, columns=RUN_COLUMNS),
             long_frame(rows.metrics),
@@ -127,13 +178,21 @@ class RunTables:
 
 def long_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     """Return ``(run_id, key, value)`` rows as a DataFrame."""
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=["run_id", "key", "value"])
 
 
-def _api_rows(
+def api_rows(
     client: MlflowClient, ids: list[str], filter_string: str | None = None
 ) -> fastpath.RunRows:
-    """The reference path: MLflow's search_runs."""
+    """Read the active runs of experiments ``ids`` the reference way: MLflow's search_runs.
+
+    Returns
+    -------
+    fastpath.RunRows
+        As :func:`fastpath.read_rows` gives them for the same runs.
+    """
     from mlflow.entities import ViewType
 
     rows = fastpath.RunRows([], [], [], [])
@@ -165,15 +224,15 @@ def _api_rows(
     return rows
 
 
-def read_tables(
+def read_rows(
     manager: MlflowManager,
     ids: list[str],
     *,
     fast: bool,
     filter_string: str | None = None,
     only_metric: str | None = None,
-) -> RunTables:
-    """Read the active runs of experiments ``ids``.
+) -> fastpath.RunRows:
+    """Read the active runs of experiments ``ids``, by the fast path when it applies.
 
     Parameters
     ----------
@@ -189,22 +248,37 @@ def read_tables(
 
     Returns
     -------
-    RunTables
+    fastpath.RunRows
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
     if not filter_string:
-        with fastpath.connect(manager.tracking_uri, fast) as engine:
-            if engine is not None:
+        with fastpath.connect(manager.tracking_uri, fast) as store:
+            if store is not None:
                 try:
-                    return RunTables.from_rows(fastpath.read_rows(engine, ids, only_metric))
-                except SQLAlchemyError:
+                    with store.session() as query:
+                        return fastpath.read_rows(query, ids, only_metric)
+                except fastpath.FastPathError:
                     pass  # e.g. a locked SQLite file: the public API decides what to report
-    tables = RunTables.from_rows(_api_rows(manager.client, ids, filter_string))
+    rows = api_rows(manager.client, ids, filter_string)
     if only_metric is not None:
-        metrics = tables.metrics[tables.metrics["key"] == only_metric].reset_index(drop=True)
-        tables = RunTables(tables.runs, metrics, long_frame([]), long_frame([]))
-    return tables
+        metrics = [row for row in rows.metrics if row[1] == only_metric]
+        rows = fastpath.RunRows(rows.runs, metrics, [], [])
+    return rows
+
+
+def read_tables(
+    manager: MlflowManager,
+    ids: list[str],
+    *,
+    fast: bool,
+    filter_string: str | None = None,
+    only_metric: str | None = None,
+) -> RunTables:
+    """Read the active runs of experiments ``ids`` as :class:`RunTables`.
+
+    The parameters are those of :func:`read_rows`.
+    """
+    rows = read_rows(manager, ids, fast=fast, filter_string=filter_string, only_metric=only_metric)
+    return RunTables.from_rows(rows)
 
 
 def newest_first(runs: pd.DataFrame) -> pd.DataFrame:
@@ -216,4 +290,6 @@ def newest_first(runs: pd.DataFrame) -> pd.DataFrame:
 
 def as_time(values: pd.Series) -> pd.Series:
     """Return epoch milliseconds as UTC timestamps."""
+    import pandas as pd
+
     return pd.to_datetime(values, unit="ms", utc=True)

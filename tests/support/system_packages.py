@@ -30,6 +30,18 @@ __all__ = [
 ]
 
 CHROMIUM = Path("/usr/bin/chromium")
+# How the browser tests launch it: as root Chromium needs --no-sandbox; the network flags
+# stop its background calls to Google, which this machine's closed network refuses (noise in
+# the console otherwise).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class MissingSystemPackageError(RuntimeError):
