@@ -1,10 +1,12 @@
 """Sweep speed-up: quick training points run one after another, then as a Dask sweep.
 
 The same points (seeds x two model types of ``01_training``, small simulated data so a
-job takes 10-20 s) run first one after another through ``run_notebook``, then through
-``run_sweep(..., workers=2)`` on a local cluster, in the same process and store. Prints:
+job takes 10-20 s) run one after another through ``run_notebook``, and through
+``run_sweep(..., workers=2)`` on a local cluster, in the same process and store, in rounds
+that alternate which goes first (``--rounds``, default 2). Prints:
 
-* both wall times and their ratio (target <= 0.65 on 2 cores: 0.5 is perfect);
+* both wall times, each round's ratio and the ratio of the sums (target <= 0.65 on 2
+  cores: 0.5 is perfect);
 * the per-job overhead the sweep adds, ``(workers x sweep time - sequential time) / jobs``,
   split into start (cluster, sweep run, first task on a fresh worker), slower jobs side by
   side (two notebooks sharing two cores), idle workers between and after jobs, and the end
@@ -16,7 +18,7 @@ job takes 10-20 s) run first one after another through ``run_notebook``, then th
   logging 100 runs each, ``tests/test_team_server.py``), measured here with the same
   throwaway server (skipped with ``--no-postgres`` or without PostgreSQL).
 
-Usage: ``python benchmarks/bench_sweep.py [--quick] [--workers 2] [--no-postgres]``.
+Usage: ``python benchmarks/bench_sweep.py [--quick] [--workers 2] [--rounds 2] [--no-postgres]``.
 """
 
 from __future__ import annotations
@@ -107,6 +109,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="4 points of 10,000 rows")
     parser.add_argument("--workers", type=int, default=2, help="local cluster workers")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds of both variants, alternating which goes first",
+    )
+    parser.add_argument(
         "--no-postgres", action="store_true", help="skip the PostgreSQL write-rate measurement"
     )
     args = parser.parse_args()
@@ -136,38 +144,63 @@ def main() -> int:
     # whichever variant went first.
     run_notebook("training", {**shared, **points[0]}, progress=False)
 
-    started = time.perf_counter()
-    sequential = [
-        run_notebook("training", {**shared, **point}, progress=False).run_id for point in points
-    ]
-    sequential_s = time.perf_counter() - started
-    sequential_runs = [client.get_run(run_id) for run_id in sequential]
+    def sequential() -> tuple[float, list]:
+        started = time.perf_counter()
+        ids = [
+            run_notebook("training", {**shared, **point}, progress=False).run_id for point in points
+        ]
+        return time.perf_counter() - started, [client.get_run(run_id) for run_id in ids]
 
-    started = time.perf_counter()
-    result = run_sweep("training", grid=grid, parameters=shared, workers=args.workers)
-    ended = time.perf_counter()
-    sweep_s = ended - started
-    if result.exit_code != 0:
-        failed = ", ".join(f"{o.index} ({o.status}: {o.error})" for o in result.failed)
-        print(f"the sweep did not finish every point: {failed}")
-        return 1
-    children = sweep_children(client, experiment, result.sweep_run_id)
-    # The store's clock (ms since the epoch) on this process's perf_counter timeline.
-    offset = time.time() - time.perf_counter()
-    first_start = min(r.info.start_time for r in children) / 1000 - offset
-    last_end = max(r.info.end_time for r in children) / 1000 - offset
+    def sweep() -> tuple[float, list, float, float]:
+        started = time.perf_counter()
+        result = run_sweep("training", grid=grid, parameters=shared, workers=args.workers)
+        ended = time.perf_counter()
+        if result.exit_code != 0:
+            failed = ", ".join(f"{o.index} ({o.status}: {o.error})" for o in result.failed)
+            raise SystemExit(f"the sweep did not finish every point: {failed}")
+        children = sweep_children(client, experiment, result.sweep_run_id)
+        # The store's clock (ms since the epoch) on this process's perf_counter timeline.
+        offset = time.time() - time.perf_counter()
+        first_start = min(r.info.start_time for r in children) / 1000 - offset
+        last_end = max(r.info.end_time for r in children) / 1000 - offset
+        return ended - started, children, first_start - started, ended - last_end
+
+    # Rounds alternate which variant goes first, so that a machine getting busier or quieter
+    # during the run does not favour one of them; the ratio pools every round.
+    sequential_s = sweep_s = start_s = end_s = 0.0
+    sequential_runs, children = [], []
+    for number in range(args.rounds):
+        order = ("sequential", "sweep") if number % 2 == 0 else ("sweep", "sequential")
+        for variant in order:
+            if variant == "sequential":
+                seconds, runs = sequential()
+                sequential_s += seconds
+                sequential_runs += runs
+                round_sequential = seconds
+            else:
+                seconds, runs, start, end = sweep()
+                sweep_s, start_s, end_s = sweep_s + seconds, start_s + start, end_s + end
+                children += runs
+                round_sweep = seconds
+        print(
+            f"round {number + 1} ({' then '.join(order)}): sequential {round_sequential:.1f} s, "
+            f"sweep {round_sweep:.1f} s, ratio {round_sweep / round_sequential:.3f}"
+        )
+    rounds = args.rounds
+    jobs_all = jobs * rounds
+    # The sweep's wall time between its first run and its last, summed over rounds, for the
+    # idle time of its workers.
+    span = sweep_s - start_s - end_s
 
     seq_job = statistics.mean(_durations(sequential_runs))
     sweep_job = statistics.mean(_durations(children))
     busy = sum(_durations(children))
-    start_s = first_start - started
-    end_s = ended - last_end
-    idle = args.workers * (last_end - first_start) - busy
+    idle = args.workers * span - busy
     ratio = sweep_s / sequential_s
-    overhead = (args.workers * sweep_s - sequential_s) / jobs
+    overhead = (args.workers * sweep_s - sequential_s) / jobs_all
 
     print()
-    print(f"{'measurement':52} {'seconds':>9}")
+    print(f"{f'measurement (summed over {rounds} rounds)':52} {'seconds':>9}")
     print(f"{'sequential, one run_notebook after another':52} {sequential_s:9.1f}")
     print(f"{'  per job (run created -> ended)':52} {seq_job:9.1f}")
     print(f"{f'sweep, LocalCluster of {args.workers} workers':52} {sweep_s:9.1f}")
@@ -178,17 +211,18 @@ def main() -> int:
     print(f"per-job overhead the sweep adds: {overhead:.2f} worker-seconds a job, of which")
     for label, seconds in (
         ("start: cluster, sweep run, first task on a fresh worker", start_s * args.workers),
-        ("jobs slower side by side (sharing the cores)", busy - seq_job * jobs),
+        ("jobs slower side by side (sharing the cores)", busy - seq_job * jobs_all),
         ("idle workers between and after jobs", idle),
         ("end: table, sweep report, the last point's reports copied", end_s * args.workers),
     ):
-        print(f"  {label:58} {seconds / jobs:6.2f}")
-    print(f"  (start {start_s:.1f} s and end {end_s:.1f} s of wall time)")
+        print(f"  {label:58} {seconds / jobs_all:6.2f}")
+    print(f"  (start {start_s / rounds:.1f} s and end {end_s / rounds:.1f} s of wall time a sweep)")
 
     # A cluster worker runs one job alone on its cores: the sequential per-job time. The
     # start is paid once, the gaps per job and wave, the end (client-side copies) per job.
-    gap = idle / jobs
-    end_per_job = end_s / jobs
+    gap = idle / jobs_all
+    end_per_job = end_s / jobs_all
+    start_s /= rounds
     print()
     print(
         f"model for {CLUSTER_WORKERS} workers: time = {start_s:.1f} s start "

@@ -3,10 +3,12 @@
 :func:`run_sweep` expands a grid (and/or a list of cases) into points, checks every point
 against the notebook's ``parameters`` cell before anything is created, opens a sweep run in
 the notebook's experiment and runs each point through :func:`fraudkit.notebooks.run_notebook`
-in a Dask task, as a child run (``mlflow.parentRunId``) tagged with its point. By default
-the tasks run on a :class:`distributed.LocalCluster` of one-thread worker processes; an
-existing scheduler (``scheduler=`` or ``DASK_SCHEDULER_ADDRESS``) takes them to a cluster,
-whose workers must reach the same tracking store (a server or a database, not a SQLite file).
+in a Dask task (:func:`fraudkit.sweep_worker.run_point`), as a child run
+(``mlflow.parentRunId``) tagged with its point. By default the tasks run on a
+:class:`distributed.LocalCluster` of one-thread worker processes, which get the points
+longest expected first as they free up; an existing scheduler (``scheduler=`` or
+``DASK_SCHEDULER_ADDRESS``) takes them to a cluster, whose workers must reach the same
+tracking store (a server or a database, not a SQLite file).
 
 Faults: a task marks any run its point left RUNNING (a worker killed mid-job) KILLED before
 it starts again, so a rescheduled point finishes once; a failing notebook is recorded as
@@ -21,22 +23,34 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from fraudkit import config, sweep_report
 from fraudkit.config import TAG_PREFIX, ExperimentType
-from fraudkit.exceptions import (
-    ConfigurationError,
-    FraudkitError,
-    NotebookExecutionError,
-    NotebookParameterError,
-)
+from fraudkit.exceptions import ConfigurationError, NotebookParameterError
 from fraudkit.sweep_report import PointOutcome, SweepResult
-from fraudkit.sweep_spec import SweepSpec, expand_points, load_sweep_spec, spec_from_mapping
+from fraudkit.sweep_spec import (
+    SweepSpec,
+    distinct,
+    expand_points,
+    load_sweep_spec,
+    longest_first,
+    resumed_spec,
+    spec_from_mapping,
+)
+from fraudkit.sweep_worker import (
+    INDEX_TAG,
+    POINT_TAG,
+    SWEEP_TAG,
+    kill_running,
+    run_point,
+    sweep_children,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -59,13 +73,11 @@ __all__ = [
     "expand_points",
     "load_sweep_spec",
     "run_point",
+    "run_points",
     "run_sweep",
     "sweep_children",
 ]
 
-SWEEP_TAG = f"{TAG_PREFIX}sweep_run_id"  # on each child run: the sweep run's id
-POINT_TAG = f"{TAG_PREFIX}sweep_point"  # on each child run: JSON of the point's varied params
-INDEX_TAG = f"{TAG_PREFIX}sweep_index"  # on each child run: the point's index
 SWEEP_EXPERIMENT_TAG = f"{TAG_PREFIX}sweep"  # on the sweep run: "true"
 # On the sweep run, for the report index: the notebook, the number of points, and (set when
 # the sweep ends) how many finished and failed.
@@ -76,126 +88,6 @@ SWEEP_FAILED_TAG = f"{TAG_PREFIX}sweep.failed"
 # The sweep as defined (notebook, grid, cases, shared parameters): what --resume reruns.
 SPEC_ARTIFACT = "sweep/spec.json"
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
-
-# -- work on the workers -----------------------------------------------------------------
-
-
-def sweep_children(
-    client: MlflowClient, experiment_id: str, sweep_run_id: str, *, status: str | None = None
-) -> list[Run]:
-    """Return the child runs of a sweep, oldest first, optionally only those in ``status``."""
-    from fraudkit.store import paged, quote
-
-    query = f"tags.`{SWEEP_TAG}` = {quote(sweep_run_id)}"
-    if status:
-        query += f" and attributes.status = {quote(status)}"
-    return list(
-        paged(
-            client.search_runs,
-            experiment_ids=[experiment_id],
-            filter_string=query,
-            order_by=["attributes.start_time ASC"],
-        )
-    )
-
-
-def _kill_running(client: MlflowClient, runs: Sequence[Run], why: str) -> None:
-    from fraudkit.reports import ERROR_TAG
-
-    for run in runs:
-        client.set_tag(run.info.run_id, ERROR_TAG, why)
-        client.set_terminated(run.info.run_id, "KILLED")
-
-
-def run_point(
-    notebook: str,
-    parameters: dict[str, Any],
-    *,
-    sweep_run_id: str,
-    index: int,
-    point: dict[str, Any],
-    environment: dict[str, str],
-    timeout: float | None,
-) -> dict[str, Any]:
-    """Run one point of a sweep: the Dask task, executed on a worker.
-
-    The notebook runs through :func:`fraudkit.notebooks.run_notebook` as a child run of
-    the sweep run, tagged with its point. A task Dask runs again (its worker died) first
-    looks in the store: a point that already has a FINISHED run is not run twice, and a
-    run left RUNNING for it by the dead worker is ended as KILLED.
-
-    Parameters
-    ----------
-    notebook : str
-        Experiment type or notebook name, as :func:`run_sweep` takes it.
-    parameters : dict
-        The point's full parameter set (shared parameters and the point's values).
-    sweep_run_id : str
-        The sweep run the point's run is a child of.
-    index : int
-        The point's position in the sweep.
-    point : dict
-        The point's own values, recorded as a tag.
-    environment : dict
-        Environment variables that point the worker at the sweep's tracking store.
-    timeout : float, optional
-        Per-job budget in seconds.
-
-    Returns
-    -------
-    dict
-        ``run_id``, ``status``, ``error`` and ``metrics``: plain data, cheap to send back.
-    """
-    from fraudkit.notebooks import run_notebook
-    from fraudkit.tracking import mlflow_manager
-
-    # The worker may serve other sweeps and stores: point it at this one before anything.
-    os.environ.update(environment)
-    client = mlflow_manager.client
-    experiment_id = mlflow_manager.experiment_id(notebook)
-    # A worker killed after its run ended but before the task returned leaves the point
-    # done: Dask reruns the task, which must not run the point twice.
-    done = [
-        run
-        for run in sweep_children(client, experiment_id, sweep_run_id, status="FINISHED")
-        if run.data.tags.get(INDEX_TAG) == str(index)
-    ]
-    if done:
-        run = done[-1]
-        return {
-            "run_id": run.info.run_id,
-            "status": "FINISHED",
-            "error": None,
-            "metrics": dict(run.data.metrics),
-        }
-    # A run left RUNNING for this point is one a killed worker was executing: Dask has
-    # rescheduled the task here, so that run is over.
-    stale = [
-        run
-        for run in sweep_children(client, experiment_id, sweep_run_id, status="RUNNING")
-        if run.data.tags.get(INDEX_TAG) == str(index)
-    ]
-    _kill_running(client, stale, "interrupted: its worker stopped; the point was run again")
-    tags = {
-        SWEEP_TAG: sweep_run_id,
-        POINT_TAG: json.dumps(point, sort_keys=True, default=str),
-        INDEX_TAG: str(index),
-    }
-    try:
-        run = run_notebook(
-            notebook,
-            parameters,
-            parent_run_id=sweep_run_id,
-            tags=tags,
-            progress=False,
-            job_timeout=timeout,
-        )
-    except NotebookExecutionError as exc:
-        return {"run_id": exc.run_id, "status": "FAILED", "error": str(exc), "metrics": {}}
-    except FraudkitError as exc:  # the store, the kernel: nothing ran
-        return {"run_id": None, "status": "FAILED", "error": str(exc), "metrics": {}}
-    return {"run_id": run.run_id, "status": run.status, "error": None, "metrics": run.metrics}
-
 
 # -- the client side -----------------------------------------------------------------------
 
@@ -251,18 +143,7 @@ def _stored_spec(client: MlflowClient, sweep_run_id: str) -> tuple[SweepSpec, Ru
 
 def _resumed_spec(client: MlflowClient, resume: str, given: SweepSpec) -> tuple[SweepSpec, Run]:
     spec, run = _stored_spec(client, resume)
-    for name in ("grid", "cases", "parameters"):
-        value = getattr(given, name)
-        if value and value != getattr(spec, name):
-            raise ConfigurationError(
-                f"--resume runs sweep {resume} as it was defined, but {name} differs from it; "
-                "drop -g/-p/-f to resume, or start a new sweep"
-            )
-    if given.notebook and ExperimentType.parse(given.notebook).value != spec.notebook:
-        raise ConfigurationError(
-            f"sweep {resume} runs notebook {spec.notebook!r}, not {given.notebook!r}"
-        )
-    return spec, run
+    return resumed_spec(spec, given, resume), run
 
 
 @contextlib.contextmanager
@@ -270,11 +151,13 @@ def _dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if scheduler:
-        with Client(scheduler) as client:
+        with Client(scheduler, set_as_default=False) as client:
             yield client
         return
     import dask.config
 
+    # Not the default client (a context variable), so that the sweep can close it from the
+    # thread that lets the workers stop while the results are logged.
     # Processes of one thread each: a notebook kernel per worker, no GIL shared between them.
     # No dashboard: its fixed port would clash between sweeps run side by side (None turns it
     # off, though the stubs ask for a string). A worker saturation of 1.0 hands a worker its
@@ -289,9 +172,16 @@ def _dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
             processes=True,
             dashboard_address=None,  # pyright: ignore[reportArgumentType]
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+def _close_in_background(cluster: contextlib.ExitStack) -> threading.Thread:
+    """Close the Dask client and cluster in a thread; join it before returning."""
+    closing = threading.Thread(target=cluster.close, name="fraudkit-sweep-close", daemon=True)
+    closing.start()
+    return closing
 
 
 def run_sweep(
@@ -392,7 +282,7 @@ def run_sweep(
             client.log_dict(run.info.run_id, spec.to_dict(), SPEC_ARTIFACT)
             shared = {k: v for k, v in points[0][1].items() if k in spec.parameters}
             grid_params = {  # as the points run them: "1" from the command line is 1
-                f"grid.{k}": json.dumps(_distinct(p[k] for p, _ in points), default=str)
+                f"grid.{k}": json.dumps(distinct(p[k] for p, _ in points), default=str)
                 for k in spec.grid
             }
             if spec.cases:
@@ -405,7 +295,7 @@ def run_sweep(
     sweep_run_id = run.info.run_id
     outcomes: dict[int, PointOutcome] = {}
     if resume:
-        _kill_running(
+        kill_running(
             client,
             sweep_children(client, experiment_id, sweep_run_id, status="RUNNING"),
             "interrupted: the sweep stopped before the run ended",
@@ -431,21 +321,29 @@ def run_sweep(
         sweep_report.copy_run_reports(client, outcome.run_id)
         copied.add(outcome.index)
 
+    cluster = contextlib.ExitStack()
+    closing = None
     try:
         try:
             if pending:
                 size = min(workers or os.cpu_count() or 1, len(pending))
-                with _dask_client(address, size) as dask:
-                    interrupted = _execute(
+                with cluster:
+                    dask = cluster.enter_context(_dask_client(address, size))
+                    interrupted = run_points(
                         dask, spec, points, pending, outcomes,
                         sweep_run_id=sweep_run_id, environment=environment,
                         retries=retries, timeout=timeout, progress=progress,
-                        ended=copy_reports,
+                        ended=copy_reports, slots=None if address else size,
                     )  # fmt: skip
+                    if not interrupted:
+                        # The workers take a second or two to stop: let them while the
+                        # results are logged. After Ctrl-C, or on an exception, the cluster
+                        # closes here, before the runs it held are marked KILLED.
+                        closing = _close_in_background(cluster.pop_all())
         except KeyboardInterrupt:
             interrupted = True
         if interrupted:
-            _kill_running(
+            kill_running(
                 client,
                 sweep_children(client, experiment_id, sweep_run_id, status="RUNNING"),
                 "interrupted: the sweep was cancelled (Ctrl-C)",
@@ -462,17 +360,10 @@ def run_sweep(
         client.set_tag(sweep_run_id, SWEEP_FAILED_TAG, str(len(ordered) - finished))
         status = "KILLED" if interrupted else "FINISHED" if finished == len(ordered) else "FAILED"
     finally:
+        if closing is not None:
+            closing.join()
         client.set_terminated(sweep_run_id, status)
     return SweepResult(sweep_run_id, spec.notebook, ordered, table, report, interrupted)
-
-
-def _distinct(values: Iterable[Any]) -> list[Any]:
-    # Not a set: values may be lists (unhashable), and their order is the grid's.
-    kept: list[Any] = []
-    for value in values:
-        if value not in kept:
-            kept.append(value)
-    return kept
 
 
 def _fill_missing_outcomes(
@@ -499,7 +390,7 @@ def _fill_missing_outcomes(
         )
 
 
-def _execute(
+def run_points(
     dask: Any,
     spec: SweepSpec,
     points: list[tuple[dict[str, Any], dict[str, Any]]],
@@ -512,15 +403,50 @@ def _execute(
     timeout: float | None,
     progress: Callable[[int, int], None],
     ended: Callable[[PointOutcome], None],
+    slots: int | None,
 ) -> bool:
-    """Submit the pending points and collect their outcomes; True when Ctrl-C stopped it.
+    """Run the pending points of a sweep as Dask tasks (:func:`run_point`) and collect them.
 
-    ``ended`` is called with each point's final outcome as it arrives.
+    With ``slots`` (a local cluster of that many workers) the client holds the points back
+    and hands one over each time a worker frees up, longest expected first
+    (:func:`fraudkit.sweep_spec.longest_first`). Without (an existing cluster, which may
+    scale with the work it is given), every point is submitted at once, in grid order.
+
+    Parameters
+    ----------
+    dask : distributed.Client
+        The client of the cluster the points run on.
+    spec : SweepSpec
+        The sweep.
+    points : list of (dict, dict)
+        Every point's varied values and full parameters, by index.
+    pending : list of int
+        The indices to run.
+    outcomes : dict
+        Index -> :class:`PointOutcome`, filled in as the points end.
+    sweep_run_id, environment, timeout
+        As :func:`run_point` takes them.
+    retries : int
+        How many more times a failed point is run.
+    progress : callable
+        Called with (points done, points in all) as each point ends.
+    ended : callable
+        Called with each point's final outcome as it arrives.
+    slots : int, optional
+        Points to hand out at a time; None submits them all.
+
+    Returns
+    -------
+    bool
+        True when Ctrl-C stopped it (the submitted tasks are cancelled).
     """
     from distributed import as_completed
 
     attempts = dict.fromkeys(pending, 0)
     futures: list[Any] = []
+    index_of: dict[str, int] = {}
+    waiting = list(pending)
+    seconds: dict[int, float] = {}  # run times of the finished points, to order the rest
 
     def submit(index: int) -> Any:
         point, values = points[index]
@@ -537,12 +463,16 @@ def _execute(
             pure=False,
         )
         futures.append(future)
+        index_of[future.key] = index
         return future
 
-    index_of = {}
-    for index in pending:
-        index_of[submit(index).key] = index
-    queue = as_completed(list(futures))
+    def submit_next() -> Any:
+        index = longest_first(waiting, [point for point, _ in points], seconds)[0]
+        waiting.remove(index)
+        return submit(index)
+
+    first = [submit_next() for _ in range(min(slots or len(waiting), len(waiting)))]
+    queue = as_completed(first, loop=dask.loop)
     try:
         for future in queue:
             index = index_of[future.key]
@@ -552,10 +482,12 @@ def _execute(
                 done = {"run_id": None, "status": "FAILED", "error": str(exc), "metrics": {}}
             if done["status"] != "FINISHED" and attempts[index] < retries:
                 attempts[index] += 1
-                again = submit(index)
-                index_of[again.key] = index
-                queue.add(again)
+                queue.add(submit(index))
                 continue
+            if done["status"] == "FINISHED" and done.get("seconds") is not None:
+                seconds[index] = done["seconds"]
+            if waiting:
+                queue.add(submit_next())
             point = points[index][0]
             outcomes[index] = PointOutcome(
                 index, point, done["run_id"], done["status"], done["error"], done["metrics"]

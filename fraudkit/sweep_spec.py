@@ -1,23 +1,36 @@
 """A sweep's definition: a notebook, a grid and/or cases, shared parameters, and its points.
 
 Plain data, read from the command line or a YAML file (:func:`load_sweep_spec`) and
-expanded into the points :func:`fraudkit.sweep.run_sweep` runs (:func:`expand_points`).
+expanded into the points :func:`fraudkit.sweep.run_sweep` runs (:func:`expand_points`), in
+the order that ends a sweep soonest on a fixed number of workers (:func:`longest_first`).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
-from collections.abc import Mapping, Sequence
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fraudkit.config import ExperimentType
 from fraudkit.exceptions import ConfigurationError
 
-__all__ = ["SPEC_KEYS", "SweepSpec", "expand_points", "load_sweep_spec", "spec_from_mapping"]
+__all__ = [
+    "SPEC_KEYS",
+    "SweepSpec",
+    "distinct",
+    "expand_points",
+    "load_sweep_spec",
+    "longest_first",
+    "resumed_spec",
+    "spec_from_mapping",
+]
 
 #: The sections of a sweep file.
 SPEC_KEYS = ("notebook", "grid", "cases", "parameters")
@@ -81,6 +94,29 @@ def spec_from_mapping(content: Any, source: str) -> SweepSpec:
     )
 
 
+def resumed_spec(stored: SweepSpec, given: SweepSpec, sweep_run_id: str) -> SweepSpec:
+    """Return the stored spec of the sweep being resumed, checked against what was given.
+
+    Raises
+    ------
+    ConfigurationError
+        The command line or file gives a grid, cases, parameters or notebook other than the
+        stored sweep's: ``--resume`` reruns a sweep as it was defined.
+    """
+    for name in ("grid", "cases", "parameters"):
+        value = getattr(given, name)
+        if value and value != getattr(stored, name):
+            raise ConfigurationError(
+                f"--resume runs sweep {sweep_run_id} as it was defined, but {name} differs from "
+                "it; drop -g/-p/-f to resume, or start a new sweep"
+            )
+    if given.notebook and ExperimentType.parse(given.notebook).value != stored.notebook:
+        raise ConfigurationError(
+            f"sweep {sweep_run_id} runs notebook {stored.notebook!r}, not {given.notebook!r}"
+        )
+    return stored
+
+
 def load_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     """Read a sweep YAML file: ``notebook:``, ``grid:`` and/or ``cases:``, ``parameters:``.
 
@@ -130,3 +166,97 @@ def expand_points(
             raise ConfigurationError(f"parameters {both} are both in the grid and in a case")
         points.extend({**case, **combo} for combo in combos)
     return points
+
+
+def longest_first(
+    pending: Sequence[int],
+    points: Sequence[Mapping[str, Any]],
+    seconds: Mapping[int, float],
+) -> list[int]:
+    """Order pending points by expected run time, longest first, learnt from finished points.
+
+    On a fixed number of workers a sweep ends when its last point does. Started last, a long
+    point keeps one worker busy while the others idle; started first, it overlaps with the
+    short ones (the longest-processing-time rule). Run times are not known in advance, so
+    they are learnt from the points already finished, as the mean plus one effect per varied
+    parameter (a model type costs what it costs whatever the seed), fitted one parameter at
+    a time on what the earlier ones left, the strongest first. A value not run yet is
+    assumed as costly as the costliest value of its parameter so far, and among equal
+    expectations the point with more such values goes first: what is not known yet may be
+    the long one, and running it early is how it becomes known.
+
+    Parameters
+    ----------
+    pending : sequence of int
+        Indices of the points still to run.
+    points : sequence of mapping
+        Every point's varied values, by index.
+    seconds : mapping
+        Index -> run time in seconds of each finished point.
+
+    Returns
+    -------
+    list of int
+        ``pending`` reordered; in grid order while nothing has finished.
+    """
+    if not seconds:
+        return list(pending)
+    mean = statistics.fmean(seconds.values())
+    residual = {index: run_time - mean for index, run_time in seconds.items()}
+    names = distinct(name for index in seconds for name in points[index])
+    effects: dict[str, dict[str, float]] = {}
+    # One parameter at a time, the one that explains most of what is left first: in an
+    # unbalanced start (a1 and b2 finished) the model type, not the seed, takes the credit.
+    while len(effects) < len(names):
+        fits = {}
+        for name in (n for n in names if n not in effects):
+            groups: dict[str, list[float]] = {}
+            for index, left in residual.items():
+                if name in points[index]:
+                    groups.setdefault(_value_key(points[index][name]), []).append(left)
+            fits[name] = {value: statistics.fmean(g) for value, g in groups.items()}
+        name = max(fits, key=lambda n: _explained(fits[n], residual, points, n))
+        effects[name] = fits[name]
+        for index in residual:
+            if name in points[index]:
+                residual[index] -= fits[name][_value_key(points[index][name])]
+
+    def expected(index: int) -> tuple[float, int, int]:
+        total, unseen = mean, 0
+        for name, value in points[index].items():
+            seen = effects.get(name, {})
+            key = _value_key(value)
+            if key in seen:
+                total += seen[key]
+            else:
+                total += max(seen.values(), default=0.0)
+                unseen += 1
+        return -total, -unseen, index
+
+    return sorted(pending, key=expected)
+
+
+def distinct(values: Iterable[Any]) -> list[Any]:
+    """Return the distinct values in their first order (values may be unhashable lists)."""
+    kept: list[Any] = []
+    for value in values:
+        if value not in kept:
+            kept.append(value)
+    return kept
+
+
+def _explained(
+    effect: Mapping[str, float],
+    residual: Mapping[int, float],
+    points: Sequence[Mapping[str, Any]],
+    name: str,
+) -> float:
+    # The squared run time a parameter's effect accounts for (its between-group sum).
+    return sum(
+        effect[_value_key(points[index][name])] ** 2 for index in residual if name in points[index]
+    )
+
+
+def _value_key(value: Any) -> str:
+    # Values may be lists (model_types): compare them by their JSON text.
+    return json.dumps(value, sort_keys=True, default=str)

@@ -27,6 +27,7 @@ from fraudkit.sweep import (
     sweep_children,
 )
 from fraudkit.sweep_report import render_sweep_report, results_table, sweep_report_path
+from fraudkit.sweep_spec import SweepSpec, longest_first
 
 # 20,000 rows at 1 % fraud: a training run of a few seconds with enough frauds to score.
 QUICK = {"n_transactions": 20_000, "fraud_rate": 0.01}
@@ -78,6 +79,70 @@ def test_cases_combine_with_the_grid():
 def test_bad_grids_are_refused(grid, cases, message):
     with pytest.raises(ConfigurationError, match=message):
         expand_points(grid, cases)
+
+
+# Run times of a model-type x seed grid: what a real one costs depends on the model type.
+COST = {"a": 1.0, "b": 5.0, "c": 3.0}
+GRID = {"seed": [1, 2], "model_type": ["a", "b", "c"]}  # points 0-5: a1 b1 c1 a2 b2 c2
+
+
+def test_points_are_ordered_longest_expected_first_as_run_times_are_learnt():
+    points = expand_points(GRID, None)
+    # Nothing finished: grid order.
+    assert longest_first([1, 2, 3], points, {}) == [1, 2, 3]
+    # After a1 (1 s): b2 and c2 share nothing known, so go first; then the points with one
+    # unknown value, in grid order.
+    assert longest_first([1, 2, 3, 4, 5], points, {0: 1.0}) == [4, 5, 1, 2, 3]
+    # After a1 and b1: b costs 4 s more than a whatever the seed; c, not seen, may cost as
+    # much as b. Among equal expectations the point with more unknowns goes first.
+    assert longest_first([2, 3, 4, 5], points, {0: 1.0, 1: 5.0}) == [5, 2, 4, 3]
+    # After a1, b2 and c2: the model type explains the times, not the seed: b, c, a.
+    assert longest_first([1, 2, 3], points, {0: 1.0, 4: 5.0, 5: 3.0}) == [1, 2, 3]
+    assert longest_first([3, 2, 1], points, {0: 1.0, 4: 5.0, 5: 3.0}) == [1, 2, 3]
+
+
+def test_points_with_list_values_are_ordered_too():
+    points = [{"model_types": ["a", "b"]}, {"model_types": ["c"]}, {"model_types": ["a", "b"]}]
+    assert longest_first([1, 2], points, {0: 9.0}) == [1, 2]  # c unknown: first
+    assert longest_first([2, 1], points, {0: 1.0, 1: 9.0}) == [1, 2]
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize(
+    ("slots", "order"),
+    [
+        (1, [0, 4, 5, 1, 2, 3]),  # a local cluster: longest expected first, as learnt
+        (None, [0, 1, 2, 3, 4, 5]),  # an existing cluster: everything at once, grid order
+    ],
+)
+def test_a_local_cluster_gets_the_longest_expected_point_as_a_worker_frees_up(
+    monkeypatch, slots, order
+):
+    """On one worker the sweep hands out a1, b2 (all unknown), c2, then b1, c1 and a2."""
+    from distributed import Client
+
+    import fraudkit.sweep
+
+    def fake_point(notebook, values, *, index, point, **options):
+        seconds = COST[point["model_type"]]
+        return {"run_id": f"run{index}", "status": "FINISHED", "error": None,
+                "metrics": {"seconds": seconds}, "seconds": seconds}  # fmt: skip
+
+    monkeypatch.setattr(fraudkit.sweep, "run_point", fake_point)
+    points = [(point, point) for point in expand_points(GRID, None)]
+    outcomes: dict[int, PointOutcome] = {}
+    ended = []
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as dask:
+        interrupted = fraudkit.sweep.run_points(
+            dask, SweepSpec("training", GRID), points, list(range(6)), outcomes,
+            sweep_run_id="s", environment={}, retries=0, timeout=None,
+            progress=lambda done, total: None, ended=ended.append, slots=slots,
+        )  # fmt: skip
+    assert not interrupted
+    # One worker thread: the points end in the order they were handed out.
+    assert [o.index for o in ended] == order
+    assert sorted(outcomes) == list(range(6))
+    assert all(o.status == "FINISHED" for o in outcomes.values())
 
 
 def test_sweep_file_is_read_and_checked(tmp_path):
@@ -296,6 +361,7 @@ def test_a_task_rerun_after_its_point_finished_does_not_run_it_twice(store, monk
         environment={},
         timeout=None,
     )
+    assert done.pop("seconds") >= 0  # the run's time, for ordering the points still to run
     assert done == {
         "run_id": finished,
         "status": "FINISHED",
