@@ -1,4 +1,4 @@
-"""Shared helpers for an MLflow store: opening it, paged search, filter quoting, errors.
+"""Shared helpers for an MLflow store: opening it, paged search, the latest run, errors.
 
 Every module of the MLflow layer (tracking, registry, dashboard, notebooks, cli) talks to
 the store through :class:`mlflow.MlflowClient`; the few things they all need are written
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fraudkit import config
+from fraudkit.config import ExperimentType
 from fraudkit.exceptions import ConfigurationError, FraudkitError, RegistryError, TrackingError
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ __all__ = [
     "PAGE_SIZE",
     "find_run",
     "is_missing",
+    "latest_finished_run",
     "open_client",
     "paged",
     "quote",
@@ -282,3 +284,52 @@ def store_error(exc: Exception, uri: str, *, what: str = "the tracking store") -
             "FRAUDKIT_HOME at a writable folder"
         )
     return TrackingError(f"{what} failed on {shown}: {text}")
+
+
+def latest_finished_run(
+    experiment_type: str | ExperimentType,
+    *,
+    client: MlflowClient | None = None,
+    filter_string: str | None = None,
+) -> Run | None:
+    """Return the newest FINISHED run of a fraudkit experiment, or None.
+
+    Reading creates nothing: an experiment that does not exist yet has no runs.
+
+    Parameters
+    ----------
+    experiment_type : str or ExperimentType
+        Which of the five experiments (``"monitoring"``, ``ExperimentType.TRAINING``...).
+    client : MlflowClient, optional
+        The store to read; default the kit's tracking store
+        (:func:`fraudkit.config.tracking_uri`).
+    filter_string : str, optional
+        An extra MLflow search filter, joined with ``AND`` (e.g.
+        ``"tags.`fraudkit.summary.retraining_recommended` = 'True'"``).
+
+    Returns
+    -------
+    mlflow.entities.Run or None
+        The FINISHED run with the latest start time; None when there is none.
+
+    Raises
+    ------
+    ConfigurationError
+        Unknown experiment type.
+    """
+    kind = ExperimentType.parse(experiment_type)
+    if client is None:
+        client = open_client(config.tracking_uri())
+    experiment = client.get_experiment_by_name(kind.experiment_name)
+    if experiment is None:
+        return None
+    wanted = "attributes.status = 'FINISHED'"
+    if filter_string:
+        wanted = f"{wanted} AND {filter_string}"
+    found = client.search_runs(
+        [experiment.experiment_id],
+        wanted,
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0] if found else None

@@ -39,7 +39,7 @@ from mlflow.exceptions import MlflowException
 from fraudkit import batch_logging, config, history, model_logging, promotion, registry
 from fraudkit.config import DEFAULT_MODEL_NAME, TAG_PREFIX, ExperimentType
 from fraudkit.exceptions import ConfigurationError, TrackingError
-from fraudkit.store import open_client, retrying, store_error
+from fraudkit.store import latest_finished_run, open_client, retrying, store_error
 from fraudkit.ui import EXPERIMENT_KIND_TAG, ML_EXPERIMENT_KIND
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
     from fraudkit.history import DegradationResult
 
+# latest_finished_run lives in fraudkit.store; it is kept here, where notebooks import it.
 __all__ = ["MlflowManager", "latest_finished_run", "mlflow_manager"]
 
 
@@ -614,55 +615,6 @@ class MlflowManager:
     def resolve_model_uri(self, uri: str) -> ModelVersion | None:
         """The version a ``models:/`` URI names: :func:`fraudkit.registry.resolve_model_uri`."""
         return registry.resolve_model_uri(self.client, uri)
-
-
-def latest_finished_run(
-    experiment_type: str | ExperimentType,
-    *,
-    client: MlflowClient | None = None,
-    filter_string: str | None = None,
-) -> Run | None:
-    """Return the newest FINISHED run of a fraudkit experiment, or None.
-
-    Reading creates nothing: an experiment that does not exist yet has no runs.
-
-    Parameters
-    ----------
-    experiment_type : str or ExperimentType
-        Which of the five experiments (``"monitoring"``, ``ExperimentType.TRAINING``...).
-    client : MlflowClient, optional
-        The store to read; default the kit's tracking store
-        (:func:`fraudkit.config.tracking_uri`).
-    filter_string : str, optional
-        An extra MLflow search filter, joined with ``AND`` (e.g.
-        ``"tags.`fraudkit.summary.retraining_recommended` = 'True'"``).
-
-    Returns
-    -------
-    mlflow.entities.Run or None
-        The FINISHED run with the latest start time; None when there is none.
-
-    Raises
-    ------
-    ConfigurationError
-        Unknown experiment type.
-    """
-    kind = ExperimentType.parse(experiment_type)
-    if client is None:
-        client = open_client(config.tracking_uri())
-    experiment = client.get_experiment_by_name(kind.experiment_name)
-    if experiment is None:
-        return None
-    wanted = "attributes.status = 'FINISHED'"
-    if filter_string:
-        wanted = f"{wanted} AND {filter_string}"
-    found = client.search_runs(
-        [experiment.experiment_id],
-        wanted,
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return found[0] if found else None
 
 
 mlflow_manager = MlflowManager()
