@@ -141,11 +141,6 @@ def _stored_spec(client: MlflowClient, sweep_run_id: str) -> tuple[SweepSpec, Ru
     return spec_from_mapping(stored, SPEC_ARTIFACT), run
 
 
-def _resumed_spec(client: MlflowClient, resume: str, given: SweepSpec) -> tuple[SweepSpec, Run]:
-    spec, run = _stored_spec(client, resume)
-    return resumed_spec(spec, given, resume), run
-
-
 @contextlib.contextmanager
 def _dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
     from distributed import Client, LocalCluster
@@ -255,7 +250,8 @@ def run_sweep(
     )
     run = None
     if resume:
-        spec, run = _resumed_spec(client, resume, given)
+        stored, run = _stored_spec(client, resume)
+        spec = resumed_spec(stored, given, resume)
     else:
         spec = SweepSpec(
             ExperimentType.parse(notebook).value, given.grid, given.cases, given.parameters
@@ -466,8 +462,10 @@ def run_points(
         index_of[future.key] = index
         return future
 
+    varied = [point for point, _ in points]
+
     def submit_next() -> Any:
-        index = longest_first(waiting, [point for point, _ in points], seconds)[0]
+        index = longest_first(waiting, varied, seconds)[0]
         waiting.remove(index)
         return submit(index)
 

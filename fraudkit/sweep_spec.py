@@ -208,14 +208,16 @@ def longest_first(
     # One parameter at a time, the one that explains most of what is left first: in an
     # unbalanced start (a1 and b2 finished) the model type, not the seed, takes the credit.
     while len(effects) < len(names):
-        fits = {}
+        fits, explained = {}, {}
         for name in (n for n in names if n not in effects):
             groups: dict[str, list[float]] = {}
             for index, left in residual.items():
                 if name in points[index]:
                     groups.setdefault(_value_key(points[index][name]), []).append(left)
             fits[name] = {value: statistics.fmean(g) for value, g in groups.items()}
-        name = max(fits, key=lambda n: _explained(fits[n], residual, points, n))
+            # The squared run time the effect accounts for: its between-group sum of squares.
+            explained[name] = sum(len(g) * fits[name][v] ** 2 for v, g in groups.items())
+        name = max(explained, key=explained.__getitem__)
         effects[name] = fits[name]
         for index in residual:
             if name in points[index]:
@@ -243,18 +245,6 @@ def distinct(values: Iterable[Any]) -> list[Any]:
         if value not in kept:
             kept.append(value)
     return kept
-
-
-def _explained(
-    effect: Mapping[str, float],
-    residual: Mapping[int, float],
-    points: Sequence[Mapping[str, Any]],
-    name: str,
-) -> float:
-    # The squared run time a parameter's effect accounts for (its between-group sum).
-    return sum(
-        effect[_value_key(points[index][name])] ** 2 for index in residual if name in points[index]
-    )
 
 
 def _value_key(value: Any) -> str:
