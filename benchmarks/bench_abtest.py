@@ -1,4 +1,4 @@
-"""Calibration, power and speed of ``fraudkit.abtest.compare_scores``, and false winners,
+"""Calibration, power and speed of ``fraudkit.science.abtest.compare_scores``, and false winners,
 power and stopping time of the sequential online A/B test against Fisher's exact test.
 
 Paired offline comparison, simulation design (stated so the figures can be read):
@@ -16,7 +16,7 @@ Paired offline comparison, simulation design (stated so the figures can be read)
 * Speed: one ``compare_scores`` call with 2,000 resamples (bootstrap and permutation
   each) on 100,000 transactions at 0.2 % fraud.
 
-Online traffic split, looked at daily (``fraudkit.sequential.SequentialABTest``, the test
+Online traffic split, looked at daily (``fraudkit.science.sequential.SequentialABTest``, the test
 ``compare_online(sequential=True)`` runs), simulation design:
 
 * Each arm serves ``TRAFFIC_PER_DAY`` (20,000) transactions a day for 30 days; each is a
@@ -49,8 +49,8 @@ from scipy import stats
 from scipy.special import expit
 from sklearn.metrics import average_precision_score
 
-from fraudkit.abtest import compare_scores
-from fraudkit.sequential import DEFAULT_MIXING_SD, SequentialABTest
+from fraudkit.science.abtest import compare_scores
+from fraudkit.science.sequential import DEFAULT_MIXING_SD, SequentialABTest
 
 FRAUD_RATE = 0.01
 SIGNAL = 3.0

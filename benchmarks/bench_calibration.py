@@ -32,10 +32,17 @@ import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
-from fraudkit.data import LABEL_COLUMN, time_split
-from fraudkit.metrics import calibration_metrics, evaluate
-from fraudkit.models import MODEL_TYPES, base_model, choose_threshold, predict_scores, train_model
-from fraudkit.simulate import TransactionSimulator
+from fraudkit.core.schema import LABEL_COLUMN
+from fraudkit.science.data import time_split
+from fraudkit.science.metrics import calibration_metrics, evaluate
+from fraudkit.science.models import (
+    MODEL_TYPES,
+    base_model,
+    choose_threshold,
+    predict_scores,
+    train_model,
+)
+from fraudkit.science.simulate import TransactionSimulator
 
 FULL_SIZES = (150_000, 284_807)
 QUICK_SIZES = (60_000,)

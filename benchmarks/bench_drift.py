@@ -56,11 +56,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fraudkit.data import LABEL_COLUMN, DataSplit, time_split
-from fraudkit.exceptions import SmallSampleWarning
-from fraudkit.metrics import evaluate
-from fraudkit.models import MODEL_TYPES, choose_threshold, predict_scores, train_model
-from fraudkit.monitoring import (
+from fraudkit.core.exceptions import SmallSampleWarning
+from fraudkit.core.schema import LABEL_COLUMN
+from fraudkit.science.data import DataSplit, time_split
+from fraudkit.science.metrics import evaluate
+from fraudkit.science.models import MODEL_TYPES, choose_threshold, predict_scores, train_model
+from fraudkit.science.monitoring import (
     DriftReport,
     WindowReport,
     detect_drift,
@@ -68,7 +69,7 @@ from fraudkit.monitoring import (
     evaluate_alerts,
     monitor_window,
 )
-from fraudkit.simulate import Drift, TransactionSimulator
+from fraudkit.science.simulate import Drift, TransactionSimulator
 
 ALPHA = 0.05
 MAX_FALSE_ALARM_RATE = 0.05

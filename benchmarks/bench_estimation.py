@@ -48,11 +48,11 @@ from bench_drift import FRAUD_RATE, WINDOW_ROWS, Monitored, monitored, recipe_sp
 from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 
-from fraudkit.data import LABEL_COLUMN
-from fraudkit.exceptions import SmallSampleWarning
-from fraudkit.models import predict_scores
-from fraudkit.monitoring import WindowReport, monitor_window
-from fraudkit.simulate import Drift, TransactionSimulator
+from fraudkit.core.exceptions import SmallSampleWarning
+from fraudkit.core.schema import LABEL_COLUMN
+from fraudkit.science.models import predict_scores
+from fraudkit.science.monitoring import WindowReport, monitor_window
+from fraudkit.science.simulate import Drift, TransactionSimulator
 
 MODEL_TYPE = "hist_gradient_boosting"
 METRICS = ("average_precision", "fraud_precision", "fraud_recall")

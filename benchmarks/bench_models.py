@@ -21,9 +21,9 @@ import time
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from fraudkit.data import LABEL_COLUMN
-from fraudkit.models import DEFAULT_MODEL_TYPE, MODEL_TYPES, predict_scores, train_model
-from fraudkit.simulate import TransactionSimulator
+from fraudkit.core.schema import LABEL_COLUMN
+from fraudkit.science.models import DEFAULT_MODEL_TYPE, MODEL_TYPES, predict_scores, train_model
+from fraudkit.science.simulate import TransactionSimulator
 
 FULL_SIZES = (50_000, 100_000, 284_807)
 QUICK_SIZES = (20_000, 50_000)

@@ -15,7 +15,7 @@ that alternate which goes first (``--rounds``, default 2). Prints:
 * the model these numbers imply for a 32-worker cluster: per-job time, plus the
   scheduling overhead, plus the store write rate it needs, checked against the write rate
   of a PostgreSQL-backed MLflow server under the team-server test's load (8 processes
-  logging 100 runs each, ``tests/test_team_server.py``), measured here with the same
+  logging 100 runs each, ``tests/tracking/test_team_server.py``), measured here with the same
   throwaway server (skipped with ``--no-postgres`` or without PostgreSQL).
 
 Usage: ``python benchmarks/bench_sweep.py [--quick] [--workers 2] [--rounds 2] [--no-postgres]``.
@@ -127,8 +127,8 @@ def main() -> int:
     os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
 
     from fraudkit import mlflow_manager
-    from fraudkit.notebooks import run_notebook
-    from fraudkit.sweep import expand_points, run_sweep, sweep_children
+    from fraudkit.runner.execution import run_notebook
+    from fraudkit.sweeps.run import expand_points, run_sweep, sweep_children
 
     grid = {"seed": seeds, "model_type": MODEL_TYPES}
     points = expand_points(grid, None)

@@ -1,8 +1,8 @@
 """fraudkit: a notebook-centred research kit for credit-card fraud detection on MLflow.
 
 Public names load lazily, on first access, so that importing a science module
-(``fraudkit.data``, ``fraudkit.metrics``, ...) never pulls in MLflow. Type checkers and
-IDEs see them through the ``TYPE_CHECKING`` imports below.
+(``fraudkit.science.data``, ``fraudkit.science.metrics``, ...) never pulls in
+MLflow. Type checkers and IDEs see them through the ``TYPE_CHECKING`` imports below.
 """
 
 from __future__ import annotations
@@ -11,12 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fraudkit.abtest import compare_scores, run_ab_test
-    from fraudkit.config import DEFAULT_MODEL_NAME, MLFLOW_EXPERIMENTS, ExperimentType
-    from fraudkit.data import data_fingerprint, load_transactions, time_split, time_windows
-    from fraudkit.drift import detect_drift, detect_prediction_drift
-    from fraudkit.estimation import estimate_performance
-    from fraudkit.exceptions import (
+    from fraudkit.core.config import DEFAULT_MODEL_NAME, MLFLOW_EXPERIMENTS, ExperimentType
+    from fraudkit.core.exceptions import (
         ConfigurationError,
         DataValidationError,
         FraudkitError,
@@ -29,62 +25,67 @@ if TYPE_CHECKING:
         TrackingError,
         TrackingUnavailableError,
     )
-    from fraudkit.metrics import calibration_metrics, evaluate
-    from fraudkit.models import build_model, choose_threshold, predict_scores, train_model
-    from fraudkit.monitoring import evaluate_alerts, monitor_window, monitor_windows
-    from fraudkit.notebooks import run_notebook, run_pipeline
-    from fraudkit.online import compare_online
-    from fraudkit.reports import build_report_index
-    from fraudkit.sequential import SequentialABTest
-    from fraudkit.simulate import Drift, TransactionSimulator, bayes_ceiling
-    from fraudkit.tracking import MlflowManager, mlflow_manager
+    from fraudkit.reports.index import build_report_index
+    from fraudkit.runner.execution import run_notebook
+    from fraudkit.runner.pipeline import run_pipeline
+    from fraudkit.science.abtest import compare_scores, run_ab_test
+    from fraudkit.science.data import data_fingerprint, load_transactions, time_split, time_windows
+    from fraudkit.science.drift import detect_drift, detect_prediction_drift
+    from fraudkit.science.estimation import estimate_performance
+    from fraudkit.science.metrics import calibration_metrics, evaluate
+    from fraudkit.science.models import build_model, choose_threshold, predict_scores, train_model
+    from fraudkit.science.monitoring import evaluate_alerts, monitor_window, monitor_windows
+    from fraudkit.science.online import compare_online
+    from fraudkit.science.sequential import SequentialABTest
+    from fraudkit.science.simulate import Drift, TransactionSimulator, bayes_ceiling
+    from fraudkit.tracking.manager import MlflowManager, mlflow_manager
 
     __version__: str
 
 # Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
-    "FraudkitError": "exceptions",
-    "ConfigurationError": "exceptions",
-    "DataValidationError": "exceptions",
-    "ModelError": "exceptions",
-    "TrackingError": "exceptions",
-    "TrackingUnavailableError": "exceptions",
-    "RegistryError": "exceptions",
-    "PromotionRefused": "exceptions",
-    "NotebookParameterError": "exceptions",
-    "NotebookExecutionError": "exceptions",
-    "SmallSampleWarning": "exceptions",
-    "ExperimentType": "config",
-    "MLFLOW_EXPERIMENTS": "config",
-    "DEFAULT_MODEL_NAME": "config",
-    "MlflowManager": "tracking",
-    "mlflow_manager": "tracking",
-    "TransactionSimulator": "simulate",
-    "Drift": "simulate",
-    "bayes_ceiling": "simulate",
-    "load_transactions": "data",
-    "time_split": "data",
-    "time_windows": "data",
-    "data_fingerprint": "data",
-    "build_model": "models",
-    "train_model": "models",
-    "predict_scores": "models",
-    "choose_threshold": "models",
-    "evaluate": "metrics",
-    "calibration_metrics": "metrics",
-    "compare_scores": "abtest",
-    "run_ab_test": "abtest",
-    "compare_online": "online",
-    "SequentialABTest": "sequential",
-    "detect_drift": "drift",
-    "detect_prediction_drift": "drift",
-    "estimate_performance": "estimation",
-    "monitor_window": "monitoring",
-    "monitor_windows": "monitoring",
-    "evaluate_alerts": "monitoring",
-    "run_notebook": "notebooks",
-    "run_pipeline": "notebooks",
-    "build_report_index": "reports",
+    "FraudkitError": "core.exceptions",
+    "ConfigurationError": "core.exceptions",
+    "DataValidationError": "core.exceptions",
+    "ModelError": "core.exceptions",
+    "TrackingError": "core.exceptions",
+    "TrackingUnavailableError": "core.exceptions",
+    "RegistryError": "core.exceptions",
+    "PromotionRefused": "core.exceptions",
+    "NotebookParameterError": "core.exceptions",
+    "NotebookExecutionError": "core.exceptions",
+    "SmallSampleWarning": "core.exceptions",
+    "ExperimentType": "core.config",
+    "MLFLOW_EXPERIMENTS": "core.config",
+    "DEFAULT_MODEL_NAME": "core.config",
+    "MlflowManager": "tracking.manager",
+    "mlflow_manager": "tracking.manager",
+    "TransactionSimulator": "science.simulate",
+    "Drift": "science.simulate",
+    "bayes_ceiling": "science.simulate",
+    "load_transactions": "science.data",
+    "time_split": "science.data",
+    "time_windows": "science.data",
+    "data_fingerprint": "science.data",
+    "build_model": "science.models",
+    "train_model": "science.models",
+    "predict_scores": "science.models",
+    "choose_threshold": "science.models",
+    "evaluate": "science.metrics",
+    "calibration_metrics": "science.metrics",
+    "compare_scores": "science.abtest",
+    "run_ab_test": "science.abtest",
+    "compare_online": "science.online",
+    "SequentialABTest": "science.sequential",
+    "detect_drift": "science.drift",
+    "detect_prediction_drift": "science.drift",
+    "estimate_performance": "science.estimation",
+    "monitor_window": "science.monitoring",
+    "monitor_windows": "science.monitoring",
+    "evaluate_alerts": "science.monitoring",
+    "run_notebook": "runner.execution",
+    "run_pipeline": "runner.pipeline",
+    "build_report_index": "reports.index",
 }
 
 __all__ = [

@@ -44,7 +44,7 @@ def fraudkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         monkeypatch.delenv(name, raising=False)
     yield home
     # Imported here, not at the top: the settings above must be in place before MLflow loads.
-    from fraudkit.tracking import mlflow_manager
+    from fraudkit.tracking.manager import mlflow_manager
 
     mlflow_manager.reset()
 
@@ -93,6 +93,6 @@ def backend(
 @pytest.fixture
 def manager(backend: str):
     """The default manager on the parametrized backend."""
-    from fraudkit.tracking import mlflow_manager
+    from fraudkit.tracking.manager import mlflow_manager
 
     return mlflow_manager

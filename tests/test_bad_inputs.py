@@ -23,9 +23,8 @@ from mlflow.entities import ViewType
 
 from fraudkit import mlflow_manager
 from fraudkit.cli import cli
-from fraudkit.config import DEFAULT_MODEL_NAME as NAME
-from fraudkit.data import FEATURE_COLUMNS, load_transactions
-from fraudkit.exceptions import (
+from fraudkit.core.config import DEFAULT_MODEL_NAME as NAME
+from fraudkit.core.exceptions import (
     ConfigurationError,
     DataValidationError,
     FraudkitError,
@@ -36,11 +35,13 @@ from fraudkit.exceptions import (
     RegistryError,
     TrackingError,
 )
-from fraudkit.models import build_model, train_model
-from fraudkit.notebooks import run_notebook
-from fraudkit.registry import load_model
-from fraudkit.simulate import TransactionSimulator
-from fraudkit.tracking import MlflowManager
+from fraudkit.core.schema import FEATURE_COLUMNS
+from fraudkit.runner.execution import run_notebook
+from fraudkit.science.data import load_transactions
+from fraudkit.science.models import build_model, train_model
+from fraudkit.science.simulate import TransactionSimulator
+from fraudkit.tracking.manager import MlflowManager
+from fraudkit.tracking.registry import load_model
 
 OTHER_DATA_NAME = "fraud_detector_measured_apart"
 

@@ -30,12 +30,12 @@ from skops.io.exceptions import UntrustedTypesFoundException
 
 from fraudkit import mlflow_manager
 from fraudkit.cli import cli
-from fraudkit.data import FEATURE_COLUMNS, LABEL_COLUMN
-from fraudkit.exceptions import ConfigurationError, ModelError, TrackingError
-from fraudkit.models import train_model
-from fraudkit.registry import load_model
-from fraudkit.reports import build_report_index
-from fraudkit.simulate import TransactionSimulator
+from fraudkit.core.exceptions import ConfigurationError, ModelError, TrackingError
+from fraudkit.core.schema import FEATURE_COLUMNS, LABEL_COLUMN
+from fraudkit.reports.index import build_report_index
+from fraudkit.science.models import train_model
+from fraudkit.science.simulate import TransactionSimulator
+from fraudkit.tracking.registry import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-Pa55"
@@ -59,16 +59,20 @@ def _log_model(model, name: str, traffic):
 
 def test_ui_binds_to_localhost_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "[default: 127.0.0.1]" in CliRunner().invoke(cli, ["ui", "--help"]).output
-    import fraudkit.ui
+    import fraudkit.tracking.ui
 
     started = []
     monkeypatch.setattr(
-        fraudkit.ui,
+        fraudkit.tracking.ui,
         "run_server",
-        lambda command, env: started.append(command) or fraudkit.ui.ServerExit(0, None, False),
+        lambda command, env: (
+            started.append(command) or fraudkit.tracking.ui.ServerExit(0, None, False)
+        ),
     )
     monkeypatch.setattr(
-        fraudkit.ui, "kit_experiment_urls", lambda base: {"training": f"{base}/#/experiments/1"}
+        fraudkit.tracking.ui,
+        "kit_experiment_urls",
+        lambda base: {"training": f"{base}/#/experiments/1"},
     )
     result = CliRunner().invoke(cli, ["ui"])
     assert result.exit_code == 0, result.output

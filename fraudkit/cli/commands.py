@@ -48,7 +48,7 @@ def run_command(
     """Execute NOTEBOOK (training, model_comparison, ab_testing, monitoring, retraining)."""
     import yaml
 
-    from fraudkit.notebooks import run_notebook
+    from fraudkit.runner.execution import run_notebook
 
     parameters: dict[str, Any] = {}
     if parameters_file:
@@ -84,8 +84,8 @@ def run_command(
 @click.option("--quiet", is_flag=True, help="No per-cell progress bars.")
 def pipeline_command(quick: bool, config_file: str | None, quiet: bool) -> None:
     """Run the notebooks in order under one pipeline id, then rebuild reports/index.html."""
-    from fraudkit.exceptions import NotebookExecutionError
-    from fraudkit.notebooks import load_pipeline_config, run_pipeline
+    from fraudkit.core.exceptions import NotebookExecutionError
+    from fraudkit.runner.pipeline import load_pipeline_config, run_pipeline
 
     overrides = load_pipeline_config(config_file) if config_file else None
     try:
@@ -96,7 +96,7 @@ def pipeline_command(quick: bool, config_file: str | None, quiet: bool) -> None:
             on_start=lambda name: click.echo(f"== {name}"),
         )
     except NotebookExecutionError:
-        from fraudkit.config import reports_dir
+        from fraudkit.core.config import reports_dir
 
         click.echo(f"Report index: {reports_dir() / 'index.html'}", err=True)
         raise
@@ -109,7 +109,7 @@ def pipeline_command(quick: bool, config_file: str | None, quiet: bool) -> None:
 @click.command("report")
 def report_command() -> None:
     """Rebuild reports/index.html from the tracking store."""
-    from fraudkit.reports import build_report_index
+    from fraudkit.reports.index import build_report_index
 
     click.echo(f"Report index: {build_report_index()}")
 
@@ -130,8 +130,8 @@ def ui_command(host: str, port: int, workers: int) -> None:
     Stops with everything it started on Ctrl+C or SIGTERM. MLflow's GenAI job runner stays
     off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set.
     """
-    from fraudkit.config import artifact_root, is_remote, redact_uri, tracking_uri
-    from fraudkit.ui import kit_experiment_urls, run_server, server_command, server_url
+    from fraudkit.core.config import artifact_root, is_remote, redact_uri, tracking_uri
+    from fraudkit.tracking.ui import kit_experiment_urls, run_server, server_command, server_url
 
     uri = tracking_uri()
     if is_remote(uri):

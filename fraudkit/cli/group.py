@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from fraudkit.exceptions import FraudkitError, TrackingUnavailableError
+from fraudkit.core.exceptions import FraudkitError, TrackingUnavailableError
 
 __all__ = ["EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USER_ERROR", "FraudkitGroup", "fail"]
 
@@ -47,8 +47,8 @@ class FraudkitGroup(click.Group):
 
             if not isinstance(exc, MlflowException):
                 raise
-            from fraudkit.config import tracking_uri
-            from fraudkit.store import store_error
+            from fraudkit.core.config import tracking_uri
+            from fraudkit.tracking.store import store_error
 
             error = store_error(exc, tracking_uri())
             code = EXIT_UNREACHABLE if isinstance(error, TrackingUnavailableError) else 1

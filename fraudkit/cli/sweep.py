@@ -98,8 +98,8 @@ def sweep_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from fraudkit.reports import build_report_index
-    from fraudkit.sweep import SweepSpec, load_sweep_spec, run_sweep
+    from fraudkit.reports.index import build_report_index
+    from fraudkit.sweeps.run import SweepSpec, load_sweep_spec, run_sweep
 
     spec = load_sweep_spec(sweep_file) if sweep_file else SweepSpec(notebook="")
     if notebook and spec.notebook and notebook != spec.notebook:

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from fraudkit.config import DEFAULT_MODEL_NAME, TAG_PREFIX, ExperimentType, stage_to_alias
+from fraudkit.core.config import DEFAULT_MODEL_NAME, ExperimentType, stage_to_alias
+from fraudkit.core.exceptions import ConfigurationError
+from fraudkit.core.tags import MODEL_CLASS_TAG, MODEL_TYPE_TAG
 from fraudkit.dashboard import fastpath
 from fraudkit.dashboard.fastregistry import Registry, VersionRow, read_registry, read_runs
 from fraudkit.dashboard.runs import (
@@ -36,14 +38,13 @@ from fraudkit.dashboard.runs import (
     to_records,
     translated,
 )
-from fraudkit.exceptions import ConfigurationError
-from fraudkit.store import paged
+from fraudkit.tracking.store import paged
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from fraudkit.tracking import MlflowManager
+    from fraudkit.tracking.manager import MlflowManager
 
 __all__ = [
     "COMPARE_FIXED",
@@ -62,8 +63,8 @@ __all__ = [
     "summarise",
 ]
 
-# The key metrics of the registry overview; equal to fraudkit.history.KEY_METRICS, which
-# this module cannot import (fraudkit.history loads MLflow).
+# The key metrics of the registry overview; equal to fraudkit.tracking.history.KEY_METRICS, which
+# this module cannot import (fraudkit.tracking.history loads MLflow).
 REGISTRY_METRICS = ("average_precision", "roc_auc", "fraud_precision", "fraud_recall", "fraud_f1")
 REGISTRY_COLUMNS = [
     "model",
@@ -305,11 +306,7 @@ def summarise(*, manager: MlflowManager | None = None, fast: bool = True) -> Das
 
 def model_type(tags: dict[str, str], params: dict[str, str]) -> str | None:
     """Return a version's model type: its tag, its run's ``model_type`` param, its class tag."""
-    return (
-        tags.get(f"{TAG_PREFIX}model_type")
-        or params.get("model_type")
-        or tags.get(f"{TAG_PREFIX}model_class")
-    )
+    return tags.get(MODEL_TYPE_TAG) or params.get("model_type") or tags.get(MODEL_CLASS_TAG)
 
 
 def fast_registry(manager: MlflowManager | None = None, fast: bool = True) -> Registry | None:

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from fraudkit import config
-from fraudkit.config import ExperimentType
+from fraudkit.core import config
+from fraudkit.core.config import ExperimentType
+from fraudkit.core.exceptions import ConfigurationError, TrackingError
 from fraudkit.dashboard import fastpath
 from fraudkit.dashboard.runs import (
     KEY_METRIC,
@@ -34,13 +35,12 @@ from fraudkit.dashboard.runs import (
     resolve_manager,
     translated,
 )
-from fraudkit.exceptions import ConfigurationError, TrackingError
-from fraudkit.store import paged
+from fraudkit.tracking.store import paged
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from fraudkit.tracking import MlflowManager
+    from fraudkit.tracking.manager import MlflowManager
 
 __all__ = ["CleanupPlan", "CleanupResult", "execute_cleanup", "parse_age", "plan_cleanup"]
 

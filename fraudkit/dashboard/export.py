@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from fraudkit.config import ExperimentType
+from fraudkit.core.config import ExperimentType
+from fraudkit.core.exceptions import ConfigurationError
 from fraudkit.dashboard.queries import runs_frame
-from fraudkit.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from fraudkit.tracking import MlflowManager
+    from fraudkit.tracking.manager import MlflowManager
 
 __all__ = ["EXPORT_FORMATS", "ExportResult", "export_runs", "neutralise_formulas"]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlparse
 
-from fraudkit.exceptions import TrackingError
+from fraudkit.core.exceptions import TrackingError
 
 __all__ = [
     "SQL_CHUNK",
@@ -72,7 +72,7 @@ class FastPathError(Exception):
     """A fast-path statement failed (a locked SQLite file, a lost connection).
 
     Readers fall back to the public API, which decides what to report; writers turn it
-    into a :class:`~fraudkit.exceptions.TrackingError`.
+    into a :class:`~fraudkit.core.exceptions.TrackingError`.
     """
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from fraudkit.core.tags import PROMPT_TAG
 from fraudkit.dashboard.fastpath import SQL_CHUNK, WORKSPACE, Query, nan_restored
 
 __all__ = [
     "DELETED_STAGE",
-    "PROMPT_TAG",
     "Registry",
     "RunData",
     "VersionRow",
@@ -27,7 +27,6 @@ __all__ = [
     "read_runs",
 ]
 
-PROMPT_TAG = "mlflow.prompt.is_prompt"
 DELETED_STAGE = "Deleted_Internal"  # MLflow's stage of a deleted version it keeps a row of
 
 

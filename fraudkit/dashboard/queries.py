@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from fraudkit.config import DEFAULT_MODEL_NAME, ExperimentType
+from fraudkit.core.config import DEFAULT_MODEL_NAME, ExperimentType
+from fraudkit.core.exceptions import DataValidationError, RegistryError, TrackingUnavailableError
 from fraudkit.dashboard.answers import (
     REGISTRY_COLUMNS,
     REGISTRY_METRICS,
@@ -36,11 +37,10 @@ from fraudkit.dashboard.runs import (
     resolve_manager,
     translated,
 )
-from fraudkit.exceptions import DataValidationError, RegistryError, TrackingUnavailableError
-from fraudkit.store import store_error
+from fraudkit.tracking.store import store_error
 
 if TYPE_CHECKING:
-    from fraudkit.tracking import MlflowManager
+    from fraudkit.tracking.manager import MlflowManager
 
 __all__ = [
     "compare_versions",
@@ -87,7 +87,7 @@ def _created(version: VersionRow) -> Any:
 
 
 def _registry_frame(registry: Registry) -> pd.DataFrame:
-    """The frame :func:`fraudkit.history.get_registry_overview` builds, from fast-path rows."""
+    """The frame :func:`.history.get_registry_overview` builds, from fast-path rows."""
     rows = []
     for version in registry.versions:
         metrics = version.run.metrics if version.run else {}
@@ -108,7 +108,7 @@ def _registry_frame(registry: Registry) -> pd.DataFrame:
 
 
 def _comparison_frame(chosen: list[tuple[str, VersionRow]]) -> pd.DataFrame:
-    """The frame :func:`fraudkit.history.compare_model_versions` builds, from fast-path rows."""
+    """The frame :func:`.history.compare_model_versions` builds, from fast-path rows."""
     rows, metric_names, param_names = [], set(), set()
     for label, version in chosen:
         metrics = dict(version.run.metrics) if version.run else {}
@@ -128,7 +128,7 @@ def _comparison_frame(chosen: list[tuple[str, VersionRow]]) -> pd.DataFrame:
                 **params,
             }
         )
-    from fraudkit.history import comparison_frame
+    from fraudkit.tracking.history import comparison_frame
 
     return comparison_frame(rows, metric_names, param_names)
 
@@ -139,13 +139,13 @@ def _comparison_frame(chosen: list[tuple[str, VersionRow]]) -> pd.DataFrame:
 def registry_overview(*, manager: MlflowManager | None = None, fast: bool = True) -> pd.DataFrame:
     """Return every registered model version with aliases, creation time, run and metrics.
 
-    See :func:`fraudkit.history.get_registry_overview` for the columns; ``fast`` allows
+    See :func:`fraudkit.tracking.history.get_registry_overview` for the columns; ``fast`` allows
     the SQL fast path.
     """
     registry = fast_registry(manager, fast)
     if registry is not None:
         return _registry_frame(registry)
-    from fraudkit.history import get_registry_overview
+    from fraudkit.tracking.history import get_registry_overview
 
     manager = resolve_manager(manager)
     with translated(manager):
@@ -162,7 +162,7 @@ def compare_versions(
 ) -> pd.DataFrame:
     """Return Production vs Staging (or explicit ``versions``) side by side with a difference.
 
-    See :func:`fraudkit.history.compare_model_versions`; ``fast`` allows the SQL fast path.
+    See :func:`fraudkit.tracking.history.compare_model_versions`; ``fast`` allows the SQL fast path.
 
     Raises
     ------
@@ -174,7 +174,7 @@ def compare_versions(
     )
     if chosen is not None:
         return _comparison_frame(chosen)
-    from fraudkit.history import compare_model_versions
+    from fraudkit.tracking.history import compare_model_versions
 
     manager = resolve_manager(manager)
     with translated(manager):
@@ -243,7 +243,7 @@ def model_history(
     Returns
     -------
     DataFrame
-        As :func:`fraudkit.history.get_model_performance_history`: version, run_id,
+        As :func:`fraudkit.tracking.history.get_model_performance_history`: version, run_id,
         source, metric, step, timestamp, value.
 
     Raises
@@ -251,7 +251,7 @@ def model_history(
     RegistryError
         No registered model of that name.
     """
-    from fraudkit.history import get_model_performance_history
+    from fraudkit.tracking.history import get_model_performance_history
 
     manager = resolve_manager(manager)
     with translated(manager):
@@ -345,7 +345,7 @@ def save_history_plot(
     """
     import matplotlib.pyplot as plt
 
-    from fraudkit.plots import plot_metric_history
+    from fraudkit.display.plots import plot_metric_history
 
     target = Path(path).expanduser().resolve()
     figure = plot_metric_history(history, metric=metric, x="timestamp", by="version")

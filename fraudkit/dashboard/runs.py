@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fraudkit import config
-from fraudkit.config import ExperimentType
+from fraudkit.core import config
+from fraudkit.core.config import ExperimentType
 from fraudkit.dashboard import fastpath
-from fraudkit.store import paged, store_error
+from fraudkit.tracking.store import paged, store_error
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from fraudkit.tracking import MlflowManager
+    from fraudkit.tracking.manager import MlflowManager
 
 __all__ = [
     "KEY_METRIC",
@@ -118,7 +118,7 @@ def resolve_manager(manager: MlflowManager | None) -> MlflowManager:
     """Return ``manager``, or the module-level :data:`fraudkit.mlflow_manager` when None."""
     if manager is not None:
         return manager
-    from fraudkit.tracking import mlflow_manager
+    from fraudkit.tracking.manager import mlflow_manager
 
     return mlflow_manager
 

@@ -15,9 +15,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from fraudkit.config import DEFAULT_MODEL_NAME
-from fraudkit.promotion import promote_model
-from fraudkit.tracking import MlflowManager
+from fraudkit.core.config import DEFAULT_MODEL_NAME
+from fraudkit.tracking.manager import MlflowManager
+from fraudkit.tracking.promotion import promote_model
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fraudkit.simulate import TransactionSimulator
+from fraudkit.science.simulate import TransactionSimulator
 
 
 @dataclass

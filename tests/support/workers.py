@@ -109,8 +109,8 @@ class WorkerPool:
 
 def _notebook_job(parameters: str) -> dict[str, Any]:
     """Run the training notebook with ``parameters`` (JSON); its run id and status."""
-    from fraudkit.exceptions import FraudkitError
-    from fraudkit.notebooks import run_notebook
+    from fraudkit.core.exceptions import FraudkitError
+    from fraudkit.runner.execution import run_notebook
 
     try:
         result = run_notebook("training", json.loads(parameters), progress=False)
@@ -141,9 +141,9 @@ def _runs_job(label: str, count: str) -> dict[str, Any]:
 def _model_job(model_name: str, seed: str) -> dict[str, Any]:
     """Train a small model and register it as ``model_name`` at staging; its version."""
     from fraudkit import mlflow_manager
-    from fraudkit.data import FEATURE_COLUMNS
-    from fraudkit.models import train_model
-    from fraudkit.simulate import TransactionSimulator
+    from fraudkit.core.schema import FEATURE_COLUMNS
+    from fraudkit.science.models import train_model
+    from fraudkit.science.simulate import TransactionSimulator
 
     data = TransactionSimulator(seed=int(seed), fraud_rate=0.05).sample(2_000)
     model = train_model(data, "logistic_regression")

@@ -1,0 +1,3 @@
+"""Runner: notebook parameters, papermill execution on the kit's kernel, the pipeline."""
+
+__all__: list[str] = []

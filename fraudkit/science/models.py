@@ -1,0 +1,639 @@
+"""Model factory, training, calibration, scoring and threshold choice.
+
+Every model is a scikit-learn :class:`~sklearn.pipeline.Pipeline` with three named steps:
+
+``features``
+    A :class:`~sklearn.compose.ColumnTransformer` that picks the features out of a raw
+    Kaggle-schema frame by name (``V1``..``V28`` as they are, ``Amount`` through
+    ``np.log1p``, optionally the hour of day as sin/cos of ``Time``) and drops
+    everything else, so ``model.predict_proba(window_df)`` works on frames that still
+    carry ``Time`` and ``Class``. Raw ``Time`` is never a feature: it only grows, so a
+    model that used it would not transfer to later traffic.
+``scaling``
+    ``StandardScaler``, ``RobustScaler`` or ``"passthrough"``.
+``classifier``
+    The estimator, with class-imbalance handling that suits it.
+
+:func:`train_model` wraps the fitted pipeline in a
+:class:`~sklearn.calibration.CalibratedClassifierCV` over a
+:class:`~sklearn.frozen.FrozenEstimator`, calibrated on a slice of time after the training
+data, so ``predict_proba`` is a fraud probability: thresholds, expected fraud counts and
+label-free estimates then mean what they say. Class weights (logistic regression, random
+forest) buy ranking on rare fraud but inflate the scores (the balanced logistic baseline
+predicted 37 times the real fraud count); the calibration undoes that. The default method,
+Platt's sigmoid, is strictly increasing, so it leaves the ranking and hence AUPRC and ROC
+AUC exactly as they were; isotonic regression can fit any monotone shape but merges scores
+into ties, which costs AUPRC on the few frauds of a calibration slice.
+
+Models hold only scikit-learn and numpy objects (no function defined in fraudkit), so
+MLflow's skops serialisation loads them where fraudkit is not installed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    RobustScaler,
+    StandardScaler,
+)
+
+from fraudkit.core.exceptions import DataValidationError, ModelError, SmallSampleWarning
+from fraudkit.core.schema import AMOUNT_COLUMN, LABEL_COLUMN, TIME_COLUMN, V_COLUMNS
+from fraudkit.science.metrics import (
+    few_frauds_message,
+    validate_amounts,
+    validate_labels_and_scores,
+)
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "DEFAULT_CALIBRATION",
+    "DEFAULT_MODEL_TYPE",
+    "MODEL_TYPES",
+    "SCALING_METHODS",
+    "THRESHOLD_RULES",
+    "ThresholdChoice",
+    "base_model",
+    "build_model",
+    "choose_threshold",
+    "class_labels",
+    "predict_scores",
+    "train_model",
+]
+
+MODEL_TYPES: tuple[str, ...] = ("logistic_regression", "hist_gradient_boosting", "random_forest")
+DEFAULT_MODEL_TYPE = "hist_gradient_boosting"
+SCALING_METHODS: tuple[str, ...] = ("standard", "robust", "none")
+THRESHOLD_RULES: tuple[str, ...] = ("precision", "recall", "cost")
+CALIBRATION_METHODS: tuple[str, ...] = ("sigmoid", "isotonic", "none")
+DEFAULT_CALIBRATION = "sigmoid"
+# Share of the training period's latest rows held out for calibration when no separate
+# calibration frame is given.
+DEFAULT_CALIBRATION_SHARE = 0.2
+# Platt scaling fits two numbers; below this many frauds in the calibration slice even
+# those are guesses (and scikit-learn needs one fraud per internal fold).
+MIN_CALIBRATION_FRAUDS = 2
+
+_SECONDS_PER_DAY = 86_400
+
+# Defaults sized for two cores and the 284,807 rows (~490 frauds) of the Kaggle data set,
+# tuned on the simulator (benchmarks/bench_models.py).
+# Gradient boosting: with so few positives, a leaf's hessian sum is tiny and unregularised
+# Newton steps overshoot (scikit-learn's defaults stop after 10 iterations at ~55 % of
+# the Bayes-optimal AUPRC); l2_regularization and larger leaves fix that. Early stopping
+# is off because its 10 % hold-out costs ~50 of the frauds, and class weights are off
+# because they lowered AUPRC (0.91 vs 0.95 of the ceiling).
+# Random forest: scikit-learn's defaults take ~165 s; 10 % row subsamples per tree keep
+# ~95 % of the AUPRC at ~10 s. "balanced_subsample" reweights each subsample.
+_ESTIMATORS: dict[str, tuple[type[BaseEstimator], dict[str, Any]]] = {
+    "logistic_regression": (
+        LogisticRegression,
+        {"class_weight": "balanced", "max_iter": 1_000},
+    ),
+    "hist_gradient_boosting": (
+        HistGradientBoostingClassifier,
+        {
+            "max_iter": 100,
+            "learning_rate": 0.1,
+            "max_leaf_nodes": 15,
+            "min_samples_leaf": 100,
+            "l2_regularization": 10.0,
+            "early_stopping": False,
+            "random_state": 0,
+        },
+    ),
+    "random_forest": (
+        RandomForestClassifier,
+        {
+            "n_estimators": 100,
+            "max_samples": 0.1,
+            "max_depth": 12,
+            "min_samples_leaf": 5,
+            "class_weight": "balanced_subsample",
+            "n_jobs": -1,
+            "random_state": 0,
+        },
+    ),
+}
+
+
+def _choice_error(what: str, value: object, allowed: tuple[str, ...]) -> ModelError:
+    return ModelError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def _hour_of_day() -> Pipeline:
+    """``sin`` and ``cos`` of the time of day: hour of day without a midnight jump.
+
+    Built from scikit-learn parts and numpy ufuncs only (weights of a ColumnTransformer
+    turn seconds into radians), so skops loads it with no fraudkit and no private scipy
+    types; periodic splines would need the latter.
+    """
+    radians = ColumnTransformer(
+        [("seconds", "passthrough", [TIME_COLUMN])],
+        transformer_weights={"seconds": 2 * np.pi / _SECONDS_PER_DAY},
+    )
+    cyclic = FeatureUnion(
+        [
+            ("sin", FunctionTransformer(np.sin, feature_names_out="one-to-one")),
+            ("cos", FunctionTransformer(np.cos, feature_names_out="one-to-one")),
+        ]
+    )
+    return Pipeline([("radians", radians), ("cyclic", cyclic)])
+
+
+def _features(include_hour: bool) -> ColumnTransformer:
+    amount = FunctionTransformer(np.log1p, feature_names_out="one-to-one")
+    transformers: list[tuple[str, Any, list[str]]] = [
+        ("v", "passthrough", V_COLUMNS),
+        ("amount", amount, [AMOUNT_COLUMN]),
+    ]
+    if include_hour:
+        transformers.append(("hour", _hour_of_day(), [TIME_COLUMN]))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def _scaling(method: str) -> BaseEstimator | str:
+    scalers = {"standard": StandardScaler(), "robust": RobustScaler(), "none": "passthrough"}
+    if method not in scalers:
+        raise _choice_error("scaling method", method, SCALING_METHODS)
+    return scalers[method]
+
+
+def build_model(
+    model_type: str = DEFAULT_MODEL_TYPE,
+    *,
+    scaling_method: str = "standard",
+    include_hour: bool = False,
+    **params: Any,
+) -> Pipeline:
+    """Build an unfitted fraud model that accepts a raw Kaggle-schema frame.
+
+    Parameters
+    ----------
+    model_type : str, default "hist_gradient_boosting"
+        One of :data:`MODEL_TYPES`.
+    scaling_method : str, default "standard"
+        One of :data:`SCALING_METHODS`; applied to every feature after selection.
+    include_hour : bool, default False
+        Add the hour of day, derived from ``Time`` as its sine and cosine, as features.
+    **params
+        Classifier parameters; they override fraudkit's defaults (e.g. ``C=0.1``,
+        ``max_iter=300``, ``n_estimators=200``).
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Steps ``features``, ``scaling``, ``classifier``.
+
+    Raises
+    ------
+    ModelError
+        For an unknown model type, scaling method or classifier parameter.
+    """
+    if model_type not in _ESTIMATORS:
+        raise _choice_error("model type", model_type, MODEL_TYPES)
+    estimator_class, defaults = _ESTIMATORS[model_type]
+    valid = estimator_class().get_params()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ModelError(
+            f"unknown parameter(s) {', '.join(unknown)} for {model_type}; "
+            f"valid parameters: {', '.join(sorted(valid))}"
+        )
+    return Pipeline(
+        [
+            ("features", _features(include_hour)),
+            ("scaling", _scaling(scaling_method)),
+            ("classifier", estimator_class(**(defaults | params))),
+        ]
+    )
+
+
+def _input_columns(features: ColumnTransformer) -> list[str]:
+    """Columns the ``features`` step reads from its input frame."""
+    return [c for _, _, columns in features.transformers for c in columns]
+
+
+def class_labels(df: pd.DataFrame, what: str, *, both_classes: bool = True) -> np.ndarray:
+    """The ``Class`` column of ``df`` as int 0/1.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Labelled transactions.
+    what : str
+        How error messages name ``df`` (e.g. ``"training frame"``).
+    both_classes : bool, default True
+        Whether both classes must be present.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    DataValidationError
+        Without a ``Class`` column, with labels other than 0/1, or with one class only
+        when ``both_classes``.
+    """
+    if LABEL_COLUMN not in df.columns:
+        raise DataValidationError(
+            f"{what} has no {LABEL_COLUMN!r} column; pass labelled transactions "
+            "(0 = legitimate, 1 = fraud)"
+        )
+    y = df[LABEL_COLUMN].to_numpy()
+    bad = ~np.isin(y, (0, 1))
+    if bad.any():
+        raise DataValidationError(
+            f"{what}: column {LABEL_COLUMN} must hold 0 (legitimate) or 1 (fraud); "
+            f"{int(bad.sum())} rows do not, the first at index {df.index[bad][0]!r}"
+        )
+    if both_classes and np.unique(y).size < 2:
+        raise DataValidationError(
+            f"{what} holds only class {int(y[0])} ({y.size} rows); "
+            "a fraud model needs both legitimate (0) and fraud (1) rows"
+        )
+    return y.astype(int)
+
+
+def _check_features(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            f"{what} lacks feature column(s) {', '.join(missing)}; "
+            "pass a frame in the Kaggle creditcard.csv schema"
+        )
+    try:
+        values = df[columns].to_numpy(dtype=float)
+    except (TypeError, ValueError) as error:
+        raise DataValidationError(f"{what}: feature columns must be numeric ({error})") from None
+    rows, cols = np.nonzero(~np.isfinite(values))
+    if rows.size:
+        raise DataValidationError(
+            f"{what}: column {columns[cols[0]]} at index {df.index[rows[0]]!r} is not finite "
+            f"({rows.size} such values); drop or impute those rows"
+        )
+
+
+def train_model(
+    train_df: pd.DataFrame,
+    model_type: str = DEFAULT_MODEL_TYPE,
+    *,
+    calibration: str = DEFAULT_CALIBRATION,
+    calibration_df: pd.DataFrame | None = None,
+    calibration_share: float = DEFAULT_CALIBRATION_SHARE,
+    **params: Any,
+) -> Pipeline | CalibratedClassifierCV:
+    """Fit a model on a labelled frame and calibrate its scores on later transactions.
+
+    The pipeline of :func:`build_model` is fitted on the training period, frozen, and
+    calibrated with scikit-learn's :class:`~sklearn.calibration.CalibratedClassifierCV`
+    on transactions after it: ``calibration_df`` when given (typically the validation
+    period), otherwise the latest ``calibration_share`` of ``train_df`` by ``Time``, which
+    the pipeline then does not train on. Never pass the test period: the test would then
+    grade the calibration on its own data.
+
+    Parameters
+    ----------
+    train_df : pandas.DataFrame
+        Kaggle-schema transactions with the ``Class`` label and both classes present.
+    model_type : str, default "hist_gradient_boosting"
+        One of :data:`MODEL_TYPES`.
+    calibration : {"sigmoid", "isotonic", "none"}, default "sigmoid"
+        ``"sigmoid"`` (Platt) keeps the ranking, so AUPRC is unchanged; ``"isotonic"``
+        is free-form but ties scores; ``"none"`` returns the fitted pipeline as it is,
+        trained on all of ``train_df``.
+    calibration_df : pandas.DataFrame, optional
+        Labelled transactions later than ``train_df`` to calibrate on.
+    calibration_share : float, default 0.2
+        Share of ``train_df`` (its latest rows) held out for calibration when
+        ``calibration_df`` is None; in (0, 0.5].
+    **params
+        Passed to :func:`build_model` (``scaling_method``, ``include_hour`` and classifier
+        parameters).
+
+    Returns
+    -------
+    sklearn.calibration.CalibratedClassifierCV or sklearn.pipeline.Pipeline
+        The calibrated model (its ``predict_proba`` is a fraud probability), or the
+        pipeline itself with ``calibration="none"``. :func:`base_model` returns the
+        pipeline of either.
+
+    Raises
+    ------
+    DataValidationError
+        When ``Class`` or a feature column is missing, a label is not 0/1, only one
+        class is present or a feature is not a finite number.
+    ModelError
+        For an unknown model type, parameter or calibration method, or a
+        ``calibration_share`` outside (0, 0.5].
+
+    Warns
+    -----
+    SmallSampleWarning
+        When the calibration data hold fewer than two frauds: the uncalibrated pipeline is
+        returned, since two numbers cannot be fitted to one fraud.
+    """
+    if calibration not in CALIBRATION_METHODS:
+        raise _choice_error("calibration method", calibration, CALIBRATION_METHODS)
+    if not 0.0 < calibration_share <= 0.5:
+        raise ModelError(
+            f"calibration_share must lie in (0, 0.5], got {calibration_share!r}; it is the "
+            "share of the latest training rows held out to calibrate on"
+        )
+    model = build_model(model_type, **params)
+    columns = _input_columns(model.named_steps["features"])
+    class_labels(train_df, "training frame")
+    _check_features(train_df, columns, "training frame")
+    fit_df, calibrate_df = train_df, None
+    if calibration != "none":
+        if calibration_df is None:
+            ordered = train_df.sort_values(TIME_COLUMN, kind="stable")
+            cut = len(ordered) - max(1, round(calibration_share * len(ordered)))
+            fit_df, calibrate_df = ordered.iloc[:cut], ordered.iloc[cut:]
+        else:
+            calibrate_df = calibration_df
+            _check_features(calibrate_df, columns, "calibration frame")
+    model.fit(fit_df, class_labels(fit_df, "training frame (without its calibration slice)"))
+    if calibrate_df is None:
+        return model
+    y_calibrate = _calibrationclass_labels(calibrate_df)
+    if y_calibrate is None:
+        return model
+    # cv=2: with a frozen estimator the folds only gather its predictions (nothing is
+    # refitted); scikit-learn still wants one fraud per fold, and 2 is the fewest.
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=calibration, cv=2)
+    return calibrated.fit(calibrate_df, y_calibrate)
+
+
+def _calibrationclass_labels(calibrate_df: pd.DataFrame) -> np.ndarray | None:
+    """Labels of the calibration frame, or None (with a warning) when too few are fraud."""
+    if LABEL_COLUMN not in calibrate_df.columns:
+        raise DataValidationError(
+            f"calibration frame has no {LABEL_COLUMN!r} column; calibrate on labelled "
+            "transactions later than the training data"
+        )
+    y = class_labels(calibrate_df, "calibration frame", both_classes=False)
+    n_fraud = int(y.sum())
+    if n_fraud < MIN_CALIBRATION_FRAUDS:
+        few = few_frauds_message(n_fraud, y.size, "the calibration slice", MIN_CALIBRATION_FRAUDS)
+        warnings.warn(
+            f"{few}; the model is returned uncalibrated, so its scores are not probabilities",
+            SmallSampleWarning,
+            stacklevel=3,
+        )
+        return None
+    return y
+
+
+def base_model(model: Any) -> Any:
+    """The fitted pipeline inside a calibrated model (or ``model`` itself).
+
+    Parameters
+    ----------
+    model : estimator
+        A model from :func:`train_model`, calibrated or not.
+
+    Returns
+    -------
+    estimator
+        The :class:`~sklearn.pipeline.Pipeline` that ranks the transactions.
+    """
+    if isinstance(model, CalibratedClassifierCV) and hasattr(model, "calibrated_classifiers_"):
+        calibrated: Any = model.calibrated_classifiers_
+        inner = calibrated[0].estimator
+        return inner.estimator if isinstance(inner, FrozenEstimator) else inner
+    return model
+
+
+def _positive_column(output: Any, classes: Any) -> np.ndarray:
+    """Fraud-probability column of a (n,), (n, 1) or (n, 2) prediction output."""
+    array = np.asarray(output, dtype=float)
+    if array.ndim == 2 and array.shape[1] == 2:
+        column = list(classes).index(1) if classes is not None else 1
+        return array[:, column]
+    if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
+        return array.ravel()
+    raise ModelError(
+        f"model output has shape {array.shape}; expected (n,), (n, 1) or (n, 2) fraud scores"
+    )
+
+
+def predict_scores(model: Any, df: pd.DataFrame) -> np.ndarray:
+    """Fraud probability of each row of ``df``.
+
+    Works by duck typing on scikit-learn estimators (``predict_proba``) and on objects
+    whose ``predict`` returns an ``(n, 2)`` array or frame (an MLflow pyfunc model logged
+    with ``pyfunc_predict_fn="predict_proba"``) or a 1-D array of scores. The ``Class``
+    column is dropped before predicting, so no model can see the label.
+
+    Parameters
+    ----------
+    model : object
+        A fitted model.
+    df : pandas.DataFrame
+        Transactions in the Kaggle schema (``Time`` and ``Class`` may be present).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+        Fraud scores, higher meaning more likely fraud.
+
+    Raises
+    ------
+    ModelError
+        When the model has neither ``predict_proba`` nor ``predict``, or returns an output
+        of the wrong shape.
+    """
+    features = df.drop(columns=[LABEL_COLUMN], errors="ignore")
+    if hasattr(model, "predict_proba"):
+        output = model.predict_proba(features)
+    elif hasattr(model, "predict"):
+        output = model.predict(_signature_columns(model, features))
+    else:
+        raise ModelError(f"{type(model).__name__} has neither predict_proba nor predict")
+    scores = _positive_column(output, getattr(model, "classes_", None))
+    if scores.shape != (len(df),):
+        raise ModelError(f"model returned {scores.size} scores for {len(df)} rows")
+    return scores
+
+
+def _signature_columns(model: Any, features: pd.DataFrame) -> pd.DataFrame:
+    # A pyfunc model drops columns outside its signature with a logged warning on every
+    # call (transactions carry `Time`, which orders them but is no feature): pass only the
+    # signature's columns. Missing ones are left for MLflow's own schema error to name.
+    metadata = getattr(model, "metadata", None)
+    get_input_schema = getattr(metadata, "get_input_schema", None)
+    schema = get_input_schema() if get_input_schema is not None else None
+    if schema is None or not schema.has_input_names():
+        return features
+    names = schema.input_names()
+    return features[names] if set(names) <= set(features.columns) else features
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """An operating threshold and how it performs on the data it was chosen on.
+
+    Attributes
+    ----------
+    threshold : float
+        Alert when ``score >= threshold``.
+    rule : str
+        ``"precision"``, ``"recall"`` or ``"cost"``.
+    target : float or None
+        The precision or recall target (None for the cost rule).
+    precision, recall : float
+        Fraud precision and recall at ``threshold``.
+    expected_cost : float or None
+        Review cost of the alerts plus the amount of missed frauds (None without amounts).
+    n_fraud : int
+        Frauds in the data the threshold was chosen on: the evidence behind it.
+    fallback : bool
+        No threshold reached the target; this is the best achievable operating point.
+    note : str or None
+        Why the choice is a fallback, in words (None otherwise).
+    """
+
+    threshold: float
+    rule: str
+    target: float | None
+    precision: float
+    recall: float
+    expected_cost: float | None = None
+    n_fraud: int = 0
+    fallback: bool = False
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields."""
+        return asdict(self)
+
+
+def _operating_points(
+    y: np.ndarray, s: np.ndarray, amount: np.ndarray | None, review_cost: float
+) -> pd.DataFrame:
+    """Precision, recall and cost at every distinct threshold, highest threshold first.
+
+    The first row is "no alerts" (a threshold just above the top score), so the cost rule
+    can choose not to alert at all.
+    """
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s_sorted)), s.size - 1]
+    alerts = np.r_[0, last_of_tie + 1]
+    caught = np.r_[0, np.cumsum(y_sorted)[last_of_tie]]
+    points = pd.DataFrame(
+        {
+            "threshold": np.r_[np.nextafter(s_sorted[0], np.inf), s_sorted[last_of_tie]],
+            "precision": np.divide(caught, alerts, out=np.zeros(alerts.size), where=alerts > 0),
+            "recall": caught / y.sum(),
+        }
+    )
+    if amount is not None:
+        caught_amount = np.r_[0.0, np.cumsum(amount[order] * y_sorted)[last_of_tie]]
+        points["expected_cost"] = review_cost * alerts + amount[y == 1].sum() - caught_amount
+    return points
+
+
+def choose_threshold(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    rule: str = "precision",
+    target: float = 0.9,
+    amount: ArrayLike | None = None,
+    review_cost: float = 5.0,
+) -> ThresholdChoice:
+    """Choose an operating threshold on labelled (validation) scores.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        True labels, 0 or 1, both present.
+    scores : array-like of shape (n,)
+        Fraud scores.
+    rule : {"precision", "recall", "cost"}, default "precision"
+        ``"precision"``: the lowest threshold whose precision reaches ``target`` (the most
+        recall at that precision). ``"recall"``: the highest threshold whose recall
+        reaches ``target`` (the fewest alerts for that recall). ``"cost"``: the threshold
+        of least expected cost (``review_cost`` per alert plus the amount of every missed
+        fraud); needs ``amount``.
+    target : float, default 0.9
+        Precision or recall target in (0, 1]; ignored by the cost rule.
+    amount : array-like of shape (n,), optional
+        Transaction amounts; required by the cost rule, and adds ``expected_cost`` to
+        the result of the other rules.
+    review_cost : float, default 5.0
+        Cost of reviewing one alert.
+
+    Returns
+    -------
+    ThresholdChoice
+        When no threshold reaches a precision target (few frauds, or a weak model), the
+        operating point of highest precision (and, among those, most recall), with
+        ``fallback=True`` and a ``note`` saying so, rather than an error.
+
+    Raises
+    ------
+    ModelError
+        For an unknown rule, a target outside (0, 1] or the cost rule without ``amount``.
+    DataValidationError
+        For invalid labels/scores/amounts or labels of a single class.
+    """
+    if rule not in THRESHOLD_RULES:
+        raise _choice_error("threshold rule", rule, THRESHOLD_RULES)
+    if rule != "cost" and not 0.0 < target <= 1.0:
+        raise ModelError(f"{rule} target must lie in (0, 1], got {target!r}")
+    if rule == "cost" and amount is None:
+        raise ModelError("the cost rule needs the transaction amounts: pass amount=df['Amount']")
+    y, s = validate_labels_and_scores(y_true, scores)
+    if np.unique(y).size < 2:
+        raise DataValidationError(
+            "choosing a threshold needs both legitimate (0) and fraud (1) labels"
+        )
+    amounts = None if amount is None else validate_amounts(amount, y.size)
+    points = _operating_points(y, s, amounts, review_cost)
+    note = None
+    if rule == "cost":
+        best = points.iloc[int(np.argmin(points["expected_cost"].to_numpy()))]
+    else:
+        reached = points[points[rule] >= target]
+        if reached.empty:
+            # Only a precision target can be out of reach (recall 1 always is). Rows run
+            # from the highest threshold down: the last row of top precision has the most
+            # recall.
+            reached = points[points[rule] == points[rule].max()]
+            note = (
+                f"no threshold reaches {rule} {target:g} on {int(y.sum())} frauds; using the "
+                f"best achievable operating point ({rule} {reached[rule].iloc[0]:.3f}). "
+                "Lower the target, or choose on more data"
+            )
+        # Rows run from the highest threshold down. Precision rule: the lowest threshold
+        # (most recall); recall rule: the highest (fewest alerts).
+        best = reached.iloc[-1] if rule == "precision" else reached.iloc[0]
+    return ThresholdChoice(
+        threshold=float(best["threshold"]),
+        rule=rule,
+        target=None if rule == "cost" else float(target),
+        precision=float(best["precision"]),
+        recall=float(best["recall"]),
+        expected_cost=float(best["expected_cost"]) if amounts is not None else None,
+        n_fraud=int(y.sum()),
+        fallback=note is not None,
+        note=note,
+    )

@@ -1,0 +1,571 @@
+"""Monitoring windows and retraining alerts.
+
+A monitoring window is a batch of recent transactions compared with the reference kept with
+the model version: transactions the model never trained on (its validation and test
+periods), with its scores and labels. Three signals come out of a window
+(:func:`monitor_window`):
+
+- data drift: every feature of the window against the reference (:mod:`fraudkit.science.drift`);
+- prediction drift: the model's scores on the window against those on the reference;
+- performance: a label-free estimate for every window (:mod:`fraudkit.science.estimation`), and
+  realised metrics once labels have arrived, which then judge the window.
+
+:func:`evaluate_alerts` turns a window into alert rules and a retraining recommendation.
+
+Performance rule
+----------------
+A drop of the chosen metric alerts when it exceeds ``tolerance`` relative to the baseline
+*and* is significant: a one-sided z-test at ``alpha`` with the binomial standard error
+``sqrt(m (1 - m) / n)`` on each side, ``n`` being the frauds a metric rests on (the alerts
+for precision, the rows for accuracy; for average precision this is the interval of Boyd
+et al., 2013). A baseline measured on 50 frauds is itself uncertain by about +-0.06.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from fraudkit.core.exceptions import ConfigurationError, DataValidationError, SmallSampleWarning
+from fraudkit.core.schema import AMOUNT_COLUMN, LABEL_COLUMN
+from fraudkit.science.drift import (
+    DriftReport,
+    PredictionDriftResult,
+    detect_drift,
+    detect_prediction_drift,
+)
+from fraudkit.science.estimation import (
+    bootstrap_calibrations,
+    estimate_performance,
+    reference_calibration,
+)
+from fraudkit.science.metrics import check_fraction, evaluate, few_frauds_message
+from fraudkit.science.models import predict_scores
+
+__all__ = [
+    "MonitoringAlert",
+    "WindowReport",
+    "evaluate_alerts",
+    "monitor_window",
+    "monitor_windows",
+    "summarise_alerts",
+]
+
+# The count a metric is a share of, for its binomial standard error in the performance
+# test: precision is a share of the alerts, accuracy of all rows; the rest (recall, average
+# precision, ROC AUC, F1) rest on the frauds.
+_EVIDENCE = {"fraud_precision": "n_alerts", "accuracy": "n_transactions"}
+
+
+# --------------------------------------------------------------------------- windows
+
+
+@dataclass(frozen=True, eq=False)
+class WindowReport:
+    """Everything monitoring learns about one window.
+
+    Attributes
+    ----------
+    drift : DriftReport
+        Feature drift against the reference.
+    prediction_drift : PredictionDriftResult
+        Score drift against the reference.
+    estimate : dict
+        The label-free estimate (:func:`estimate_performance`), always present, with its
+        intervals and its ``reliable`` flag.
+    realised : dict of str to float or None
+        Realised metrics (:func:`fraudkit.science.metrics.evaluate`) once labels have arrived.
+    warnings : tuple of str
+        Sentences for the report: too few frauds to judge the window, or an unreliable
+        estimate judging it.
+    stretch_drift : PredictionDriftResult or None
+        Score drift of the label-free stretch the window ends (its scores pooled with the
+        earlier windows still without labels), when there was such a stretch.
+    """
+
+    drift: DriftReport
+    prediction_drift: PredictionDriftResult
+    estimate: dict[str, Any]
+    realised: dict[str, float] | None = None
+    warnings: tuple[str, ...] = ()
+    stretch_drift: PredictionDriftResult | None = None
+
+    @property
+    def labels_used(self) -> bool:
+        """Whether realised metrics judge the window (otherwise the estimate does)."""
+        return self.realised is not None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The metrics that judge the window: realised when labels arrived, else estimated."""
+        return self.realised if self.realised is not None else self.estimate
+
+    def to_dict(self) -> dict[str, float]:
+        """Flat numeric dict for ``log_metrics``: drift summaries, realised and estimated."""
+        realised = {k: v for k, v in (self.realised or {}).items() if isinstance(v, int | float)}
+        estimated = {k: v for k, v in self.estimate.items() if k.startswith("estimated_")}
+        return {
+            **self.drift.to_dict(),
+            **self.prediction_drift.to_dict(),
+            "labels_used": int(self.labels_used),
+            **(
+                {"stretch_prediction_drift": int(self.stretch_drift.drifted)}
+                if self.stretch_drift is not None
+                else {}
+            ),
+            "estimate_reliable": int(self.estimate["reliable"]),
+            "n_warnings": len(self.warnings),
+            **{k: self.estimate[k] for k in ("threshold", "n_transactions", "n_alerts")},
+            **realised,
+            **estimated,
+        }
+
+
+def _window_warnings(
+    n_rows: int, estimate: Mapping[str, Any], realised: Mapping[str, Any] | None
+) -> tuple[str, ...]:
+    """Warnings a window's judgement carries (few frauds also go out as SmallSampleWarning)."""
+    found = []
+    if realised is not None:
+        few = few_frauds_message(int(realised["n_fraud"]), n_rows, "the window")
+    else:
+        expected = round(estimate["estimated_n_fraud"])
+        few = few_frauds_message(expected, n_rows, "the window (frauds expected from its scores)")
+    if few:
+        warnings.warn(few, SmallSampleWarning, stacklevel=3)
+        found.append(few)
+    if realised is None and not estimate["reliable"]:
+        found.append(
+            f"the label-free estimate judging this window is unreliable: "
+            f"{estimate['reliability_note']}"
+        )
+    return tuple(found)
+
+
+def monitor_window(
+    model: Any,
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    *,
+    threshold: float = 0.5,
+    labels_available: bool = True,
+    alpha: float = 0.05,
+    reference_scores: ArrayLike | None = None,
+    drift: DriftReport | None = None,
+    base_rate: tuple[int, int] | None = None,
+    earlier_scores: Sequence[ArrayLike] = (),
+) -> WindowReport:
+    """Check one window: feature drift, score drift and performance.
+
+    Every window gets the label-free estimate (with intervals and a reliability flag);
+    realised metrics join it when labels have arrived, and then judge the window. When the
+    reference is labelled and holds at least :data:`fraudkit.science.metrics.MIN_FRAUDS` frauds,
+    the estimate reads the window's scores through isotonic regression fitted on the
+    reference's scores and labels (:func:`~fraudkit.science.estimation.reference_calibration`),
+    and its intervals hold that map's uncertainty too
+    (:func:`~fraudkit.science.estimation.bootstrap_calibrations`).
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted model, scored through :func:`fraudkit.science.models.predict_scores`.
+    reference : pandas.DataFrame
+        Transactions the model never trained on, e.g. its test period, kept with the model
+        version, labelled if possible (see :mod:`fraudkit.science.drift`).
+    window : pandas.DataFrame
+        The monitoring window.
+    threshold : float, default 0.5
+        The model's operating threshold.
+    labels_available : bool, default True
+        Whether the window's labels have arrived. Realised metrics need this *and* a
+        ``Class`` column.
+    alpha : float, default 0.05
+        False-alarm rate of the data- and prediction-drift tests and of the fraud-count
+        check of the estimate.
+    reference_scores : array-like, optional
+        The model's scores on ``reference`` (kept with the version), to avoid rescoring it.
+    drift : DriftReport, optional
+        :func:`detect_drift` of this window against this reference, when several models
+        are monitored on the same window.
+    base_rate : tuple of (int, int), optional
+        ``(frauds, rows)`` of the model's labelled history, to which the mean-score test of
+        :func:`~fraudkit.science.drift.detect_prediction_drift` and the reference map of
+        :func:`~fraudkit.science.estimation.reference_calibration` are weighted; needs a labelled
+        reference.
+    earlier_scores : sequence of array-like, optional
+        The model's scores on the earlier windows of the label-free stretch this window
+        ends (oldest first; :func:`monitor_windows` passes them). When the window has no
+        labels either, its scores pooled with these are tested against the reference
+        too, and the estimate is unreliable when they drifted.
+
+    Returns
+    -------
+    WindowReport
+
+    Raises
+    ------
+    DataValidationError
+        When ``reference_scores`` or ``drift`` does not belong to these frames, or the
+        inputs fail the checks of the tests.
+
+    Warns
+    -----
+    SmallSampleWarning
+        When the window holds (or, without labels, its scores expect) fewer than
+        :data:`fraudkit.science.metrics.MIN_FRAUDS` frauds; the message is on the report too.
+    """
+    if drift is None:
+        drift = detect_drift(reference, window, alpha=alpha)
+    elif (drift.n_reference, drift.n_current) != (len(reference), len(window)):
+        raise DataValidationError(
+            f"drift compares {drift.n_reference:,} with {drift.n_current:,} rows, but the "
+            f"reference has {len(reference):,} and the window {len(window):,}; pass the "
+            "DriftReport of this window against this reference, or None"
+        )
+    if reference_scores is None:
+        reference_scores = predict_scores(model, reference)
+    elif np.size(reference_scores) != len(reference):
+        raise DataValidationError(
+            f"reference_scores has {np.size(reference_scores):,} values for "
+            f"{len(reference):,} reference rows; pass the model's scores on this reference"
+        )
+    scores = predict_scores(model, window)
+    reference_labels = reference[LABEL_COLUMN] if LABEL_COLUMN in reference.columns else None
+    prediction_drift = detect_prediction_drift(
+        reference_scores,
+        scores,
+        alpha=alpha,
+        threshold=threshold,
+        reference_labels=reference_labels,
+        base_rate=base_rate,
+    )
+    calibration, samples = None, None
+    if reference_labels is not None:
+        calibration = reference_calibration(reference_scores, reference_labels, base_rate=base_rate)
+        maps = bootstrap_calibrations(reference_scores, reference_labels, base_rate=base_rate)
+        samples = np.stack([fitted.predict(scores) for fitted in maps]) if maps else None
+    labels = window[LABEL_COLUMN] if labels_available and LABEL_COLUMN in window else None
+    realised = None
+    if labels is not None:
+        amount = window[AMOUNT_COLUMN] if AMOUNT_COLUMN in window.columns else None
+        realised = evaluate(labels, scores, threshold=threshold, amount=amount)
+    stretch_drift = None
+    if labels is None and len(earlier_scores):
+        stretch = np.concatenate(
+            [*(np.ravel(np.asarray(e, dtype=float)) for e in earlier_scores), scores]
+        )
+        stretch_drift = detect_prediction_drift(
+            reference_scores,
+            stretch,
+            alpha=alpha,
+            threshold=threshold,
+            reference_labels=reference_labels,
+            base_rate=base_rate,
+        )
+    estimate = estimate_performance(
+        scores,
+        probabilities=None if calibration is None else calibration.predict(scores),
+        probability_samples=samples,
+        threshold=threshold,
+        drift=drift,
+        prediction_drift=prediction_drift,
+        labels=labels,
+        alpha=alpha,
+        stretch_drift=stretch_drift,
+    )
+    notes = _window_warnings(len(window), estimate, realised)
+    return WindowReport(drift, prediction_drift, estimate, realised, notes, stretch_drift)
+
+
+def monitor_windows(
+    model: Any,
+    reference: pd.DataFrame,
+    windows: Sequence[pd.DataFrame],
+    *,
+    label_delay: int = 0,
+    threshold: float = 0.5,
+    alpha: float = 0.05,
+    reference_scores: ArrayLike | None = None,
+    base_rate: tuple[int, int] | None = None,
+) -> list[WindowReport]:
+    """Check consecutive windows whose newest ``label_delay`` have no labels yet.
+
+    Each window goes through :func:`monitor_window`. The older windows are judged on
+    realised metrics; the newest ``label_delay`` form the label-free stretch and are
+    judged on estimates. A change the model cannot see, such as a new fraud pattern it
+    scores as legitimate, lowers the expected fraud count of one 25,000-row window by
+    about as much as Poisson noise moves it; while the change lasts, the evidence adds up
+    over the stretch, so each label-free window's estimate is also checked against its
+    scores pooled with those of the earlier label-free windows
+    (``WindowReport.stretch_drift``).
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted model, scored through :func:`fraudkit.science.models.predict_scores`.
+    reference : pandas.DataFrame
+        Transactions the model never trained on, kept with the model version.
+    windows : sequence of pandas.DataFrame
+        The windows, oldest first.
+    label_delay : int, default 0
+        How many of the newest windows have no labels yet (chargebacks arrive weeks late).
+    threshold, alpha, reference_scores, base_rate
+        As for :func:`monitor_window`.
+
+    Returns
+    -------
+    list of WindowReport
+        One report per window, in order.
+
+    Raises
+    ------
+    ConfigurationError
+        When ``label_delay`` is negative or not an integer.
+    """
+    if not isinstance(label_delay, int | np.integer) or label_delay < 0:
+        raise ConfigurationError(
+            f"label_delay must be a whole number of windows >= 0, got {label_delay!r}"
+        )
+    if reference_scores is None:
+        reference_scores = predict_scores(model, reference)
+    first_label_free = len(windows) - label_delay
+    reports, stretch = [], []
+    for i, window in enumerate(windows):
+        label_free = i >= first_label_free
+        reports.append(
+            monitor_window(
+                model,
+                reference,
+                window,
+                threshold=threshold,
+                labels_available=not label_free,
+                alpha=alpha,
+                reference_scores=reference_scores,
+                base_rate=base_rate,
+                earlier_scores=stretch,
+            )
+        )
+        if label_free:
+            stretch.append(predict_scores(model, window))
+    return reports
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+@dataclass(frozen=True)
+class MonitoringAlert:
+    """Alert rules evaluated on one window.
+
+    Attributes
+    ----------
+    data_drift, prediction_drift : bool
+        The window's feature / score drift tests fired.
+    performance_drop : bool
+        The metric fell significantly and more than ``tolerance`` below the baseline, or
+        the registry's degradation check reported a degradation.
+    rules_fired : tuple of str
+        Names of the rules that fired, among ``data_drift``, ``prediction_drift``,
+        ``performance_drop`` and ``registry_degradation``.
+    retraining_recommended : bool
+        Performance dropped, or data and predictions drifted together.
+    details : dict
+        Numbers behind the decision (metric values, relative drop, drifted features).
+    """
+
+    data_drift: bool
+    prediction_drift: bool
+    performance_drop: bool
+    rules_fired: tuple[str, ...]
+    retraining_recommended: bool
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, float]:
+        """Flat numeric dict (0/1 flags) for ``log_metrics``."""
+        return {
+            "alert_data_drift": int(self.data_drift),
+            "alert_prediction_drift": int(self.prediction_drift),
+            "alert_performance_drop": int(self.performance_drop),
+            "retraining_recommended": int(self.retraining_recommended),
+        }
+
+
+def _evidence(metrics: Mapping[str, Any], metric: str, source: str) -> tuple[float, float]:
+    """``metric`` (or the label-free ``estimated_<metric>``) and the count it rests on."""
+    for prefix in ("", "estimated_"):
+        if prefix + metric in metrics:
+            count = _EVIDENCE.get(metric, f"{prefix}n_fraud")
+            if count not in metrics:
+                raise DataValidationError(
+                    f"the {source} metrics lack {count!r}, the count that {metric} rests on "
+                    "and the performance test weighs it by; pass the whole result of "
+                    "evaluate() or estimate_performance()"
+                )
+            return float(metrics[prefix + metric]), float(metrics[count])
+    raise ConfigurationError(
+        f"metric {metric!r} is not among the {source} metrics {sorted(metrics)}; "
+        "pass one of those names (without the estimated_ prefix)"
+    )
+
+
+def _performance_rule(
+    metrics: Mapping[str, Any],
+    baseline_metrics: Mapping[str, Any],
+    metric: str,
+    tolerance: float,
+    alpha: float,
+) -> tuple[bool, dict[str, Any]]:
+    """Whether ``metric`` dropped more than ``tolerance`` and significantly (module notes)."""
+    current, current_n = _evidence(metrics, metric, "window")
+    baseline, baseline_n = _evidence(baseline_metrics, metric, "baseline")
+    if not baseline > 0:
+        raise DataValidationError(
+            f"baseline {metric} is {baseline!r}; a relative drop needs a positive baseline, "
+            "so pass the metrics of a model that worked"
+        )
+    variance = sum(
+        value * (1 - value) / n if n > 0 else np.inf
+        for value, n in ((baseline, baseline_n), (current, current_n))
+    )
+    # A window without fraud has no AP/AUC (NaN): no evidence either way, so no alert.
+    z = (baseline - current) / np.sqrt(variance) if variance > 0 else np.nan
+    p_value = float(stats.norm.sf(z)) if not np.isnan(z) else np.nan
+    relative_drop = (baseline - current) / baseline
+    return bool(relative_drop > tolerance and p_value <= alpha), {
+        "metric": metric,
+        "baseline_value": baseline,
+        "window_value": current,
+        "relative_drop": relative_drop,
+        "tolerance": tolerance,
+        "drop_p_value": p_value,
+        "baseline_n": baseline_n,
+        "window_n": current_n,
+    }
+
+
+def evaluate_alerts(
+    window_report: WindowReport,
+    *,
+    baseline_metrics: Mapping[str, Any] | None = None,
+    metric: str = "average_precision",
+    tolerance: float = 0.1,
+    alpha: float = 0.05,
+    degradation: Any | None = None,
+) -> MonitoringAlert:
+    """Apply the alert rules to one window.
+
+    Rules: ``data_drift`` (the dataset drift test fired), ``prediction_drift`` (the score
+    drift test fired), ``performance_drop`` (``metric`` fell by more than ``tolerance``
+    relative to ``baseline_metrics``, and significantly so given the frauds both rest on:
+    see the module notes) and ``registry_degradation`` (``degradation.degraded`` is
+    true). Retraining is recommended when performance dropped by either rule, or when data
+    drift and prediction drift fired together: drift that moves the scores as well is drift
+    the model is sensitive to.
+
+    Parameters
+    ----------
+    window_report : WindowReport
+        Result of :func:`monitor_window`.
+    baseline_metrics : mapping, optional
+        Metrics of the model at acceptance: its test-set :func:`evaluate` result, with the
+        counts (``n_fraud``, ``n_alerts``) the metric rests on. Without it the performance
+        rule is skipped.
+    metric : str, default "average_precision"
+        A higher-is-better metric name of :func:`fraudkit.science.metrics.evaluate`; when the
+        window holds label-free estimates, ``estimated_<metric>`` is used.
+    tolerance : float, default 0.1
+        Largest tolerated relative drop (0.1 = 10 % below baseline).
+    alpha : float, default 0.05
+        False-alarm rate of the one-sided test that the drop is more than noise.
+    degradation : object, optional
+        Anything with a boolean ``degraded`` attribute, such as the registry's performance
+        degradation check.
+
+    Returns
+    -------
+    MonitoringAlert
+    """
+    if tolerance < 0:
+        raise ConfigurationError(f"tolerance must be a non-negative fraction, got {tolerance!r}")
+    check_fraction("alpha", alpha)
+    drift = window_report.drift
+    prediction = window_report.prediction_drift
+    details: dict[str, Any] = {
+        "share_drifted": drift.share_drifted,
+        "drifted_features": drift.drifted_features,
+        "prediction_ks": prediction.ks_statistic,
+        "prediction_alert_rate": prediction.alert_rate_current,
+        "prediction_mean_ratio": prediction.mean_ratio,
+        "labels_used": window_report.labels_used,
+        "estimate_reliable": window_report.estimate["reliable"],
+    }
+    metric_dropped = False
+    if baseline_metrics is not None:
+        metric_dropped, numbers = _performance_rule(
+            window_report.metrics, baseline_metrics, metric, tolerance, alpha
+        )
+        details |= numbers
+    degraded = False
+    if degradation is not None:
+        if not hasattr(degradation, "degraded"):
+            raise TypeError(
+                f"degradation must have a boolean 'degraded' attribute, "
+                f"got {type(degradation).__name__}"
+            )
+        degraded = bool(degradation.degraded)
+        details["registry_degradation"] = degraded
+    fired = {
+        "data_drift": drift.dataset_drift,
+        "prediction_drift": prediction.drifted,
+        "performance_drop": metric_dropped,
+        "registry_degradation": degraded,
+    }
+    performance_drop = metric_dropped or degraded
+    return MonitoringAlert(
+        data_drift=drift.dataset_drift,
+        prediction_drift=prediction.drifted,
+        performance_drop=performance_drop,
+        rules_fired=tuple(rule for rule, hit in fired.items() if hit),
+        retraining_recommended=performance_drop or (drift.dataset_drift and prediction.drifted),
+        details=details,
+    )
+
+
+def summarise_alerts(alerts: Sequence[MonitoringAlert]) -> dict[str, Any]:
+    """Summarise the alerts of consecutive windows for the end-of-run report.
+
+    Parameters
+    ----------
+    alerts : sequence of MonitoringAlert
+        One per window, in time order.
+
+    Returns
+    -------
+    dict
+        ``n_windows``; ``data_drift_windows``, ``prediction_drift_windows``,
+        ``performance_drop_windows``, ``retraining_windows`` (0-based window positions);
+        ``first_alert_window`` (first window where any rule fired, or None) and
+        ``retraining_recommended`` (any window recommends it).
+    """
+
+    def windows(flag: str) -> list[int]:
+        return [i for i, alert in enumerate(alerts) if getattr(alert, flag)]
+
+    first_alert = next((i for i, alert in enumerate(alerts) if alert.rules_fired), None)
+    retraining = windows("retraining_recommended")
+    return {
+        "n_windows": len(alerts),
+        "data_drift_windows": windows("data_drift"),
+        "prediction_drift_windows": windows("prediction_drift"),
+        "performance_drop_windows": windows("performance_drop"),
+        "retraining_windows": retraining,
+        "first_alert_window": first_alert,
+        "retraining_recommended": bool(retraining),
+    }

@@ -1,0 +1,3 @@
+"""Sweeps: grids of notebook runs on Dask (spec, worker side, run, results)."""
+
+__all__: list[str] = []
