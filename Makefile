@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 # Re-install only when pyproject.toml changes: the stamp's name carries its hash.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
+# pytest-xdist workers: one per core. Tests that must not share the machine with another
+# test group themselves (xdist_group) and run on one worker, one after the other.
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 HOST ?= 127.0.0.1
 PORT ?= 5000
 # Jupyter refuses to start as root unless told; containers often run as root.
@@ -41,10 +45,10 @@ demo: $(STAMP)  ## run the quick pipeline and write reports/index.html
 	@echo "Report: file://$(CURDIR)/reports/index.html"
 
 unit: $(STAMP)  ## the fast tests: no server, notebook or browser
-	$(PY) -m pytest -m "not server and not notebook and not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not server and not notebook and not browser" $(PYTEST_ARGS)
 
 test: system-packages $(STAMP)  ## every test (installs the system packages first)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # Every check runs, even after one fails, so one `make lint` shows all there is to fix.
 # pyright reads its settings ([tool.pyright], basic mode on fraudkit/) from pyproject.toml;

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.servers import MlflowServer
+from support.servers import MlflowServer, postgres_cluster
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Keep MLflow's HTTP client from retrying for minutes when a test server is down.
@@ -55,6 +55,19 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-server")
     with MlflowServer(f"sqlite:///{root / 'server.db'}", root) as server:
         yield server.url
+
+
+@pytest.fixture(scope="module")
+def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """PostgreSQL backend store + MLflow server with proxied artifacts, torn down after.
+
+    The team setup (`deploy/`): its tests and the sweep's real-cluster test use it.
+    """
+    with (
+        postgres_cluster() as database,
+        MlflowServer(database, tmp_path_factory.mktemp("team-server"), workers=2) as server,
+    ):
+        yield server
 
 
 def _clear_server(url: str) -> None:

@@ -27,7 +27,7 @@ from fraudkit import dashboard as board
 from fraudkit.cli.group import FraudkitGroup
 from fraudkit.core.config import DEFAULT_MODEL_NAME
 from fraudkit.core.exceptions import DataValidationError
-from fraudkit.dashboard.answers import EXPERIMENT_COLUMNS, MODEL_COLUMNS, REGISTRY_COLUMNS
+from fraudkit.dashboard.records import EXPERIMENT_COLUMNS, MODEL_COLUMNS, REGISTRY_COLUMNS
 from fraudkit.dashboard.runs import KEY_METRIC, RUN_STATUSES
 
 __all__ = [

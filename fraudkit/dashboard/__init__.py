@@ -6,7 +6,9 @@ Every function returns plain data (DataFrames or frozen dataclasses with ``to_di
 Modules: :mod:`~fraudkit.dashboard.answers` (the summary, and the registry and comparison
 as plain records: what the CLI prints, computed without pandas or MLflow on the fast
 path), :mod:`~fraudkit.dashboard.queries` (registry overview, comparison, runs, history as
-DataFrames), :mod:`~fraudkit.dashboard.export`, :mod:`~fraudkit.dashboard.cleanup`,
+DataFrames), :mod:`~fraudkit.dashboard.records` (below both: the record types, and the
+registry versions both answers are built from, read by either path),
+:mod:`~fraudkit.dashboard.export`, :mod:`~fraudkit.dashboard.cleanup`,
 :mod:`~fraudkit.dashboard.runs` (reading runs by either path),
 :mod:`~fraudkit.dashboard.fastpath` and :mod:`~fraudkit.dashboard.fastregistry` (the
 guarded SQL fast path). The public names are importable from here; they load on first
@@ -19,12 +21,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fraudkit.dashboard.answers import (
-        DashboardSummary,
-        compare_records,
-        registry_records,
-        summarise,
-    )
+    from fraudkit.dashboard.answers import compare_records, registry_records, summarise
     from fraudkit.dashboard.cleanup import (
         CleanupPlan,
         CleanupResult,
@@ -46,6 +43,7 @@ if TYPE_CHECKING:
         runs_frame,
         save_history_plot,
     )
+    from fraudkit.dashboard.records import DashboardSummary
     from fraudkit.dashboard.runs import KEY_METRIC, RUN_STATUSES, Progress, to_records
 
 # Public name -> submodule that defines it.
@@ -54,7 +52,7 @@ _EXPORTS: dict[str, str] = {
     "RUN_STATUSES": "runs",
     "Progress": "runs",
     "to_records": "runs",
-    "DashboardSummary": "answers",
+    "DashboardSummary": "records",
     "summarise": "answers",
     "registry_records": "answers",
     "compare_records": "answers",

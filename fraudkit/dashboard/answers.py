@@ -4,28 +4,34 @@ These are what ``fraudkit dashboard summary | registry | compare`` print, so the
 in a fraction of a second. On an SQL store the fast path
 (:mod:`~fraudkit.dashboard.fastpath`, :mod:`~fraudkit.dashboard.fastregistry`) computes
 them with neither MLflow nor pandas imported; on any other store, or when the fast path
-does not apply, they come from the public API (:mod:`fraudkit.dashboard.queries`). Both
-paths give equal records (the tests compare them).
+does not apply, they come from the MLflow client. Both paths feed the same code: the
+summary's :func:`_experiment_runs` and :func:`_model_records`, and for the registry and
+comparisons :func:`fraudkit.tracking.versions.registry_rows` and
+:func:`~fraudkit.tracking.versions.comparison_rows`, whose records
+:mod:`fraudkit.dashboard.records` reads by either path.
 
 Records are JSON-ready dicts: timestamps as ISO-8601 UTC strings, NaN as None
 (:func:`~fraudkit.dashboard.runs.json_value`). :mod:`~fraudkit.dashboard.queries` builds
-its DataFrames from the same fast-path reads.
+its DataFrames from the same rows.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from fraudkit.core.config import DEFAULT_MODEL_NAME, ExperimentType, stage_to_alias
-from fraudkit.core.exceptions import ConfigurationError
-from fraudkit.core.tags import MODEL_CLASS_TAG, MODEL_TYPE_TAG
+from fraudkit.core.config import DEFAULT_MODEL_NAME, ExperimentType
 from fraudkit.dashboard import fastpath
-from fraudkit.dashboard.fastregistry import Registry, VersionRow, read_registry, read_runs
+from fraudkit.dashboard.fastregistry import read_registry
+from fraudkit.dashboard.records import (
+    REGISTRY_COLUMNS,
+    DashboardSummary,
+    compared_versions,
+    json_records,
+    registry_versions,
+)
 from fraudkit.dashboard.runs import (
     KEY_METRIC,
     RUN_STATUSES,
@@ -35,104 +41,22 @@ from fraudkit.dashboard.runs import (
     json_value,
     resolve_manager,
     store_uri,
-    to_records,
     translated,
 )
 from fraudkit.tracking.store import paged
+from fraudkit.tracking.versions import comparison_rows, registry_rows
 
 if TYPE_CHECKING:
-    import pandas as pd
     from mlflow import MlflowClient
 
     from fraudkit.tracking.manager import MlflowManager
 
 __all__ = [
-    "COMPARE_FIXED",
-    "EXPERIMENT_COLUMNS",
-    "MODEL_COLUMNS",
-    "REGISTRY_COLUMNS",
-    "REGISTRY_METRICS",
-    "DashboardSummary",
     "ExperimentRuns",
     "compare_records",
-    "comparison_records",
-    "fast_comparison",
-    "fast_registry",
-    "model_type",
     "registry_records",
     "summarise",
 ]
-
-# The key metrics of the registry overview; equal to fraudkit.tracking.history.KEY_METRICS, which
-# this module cannot import (fraudkit.tracking.history loads MLflow).
-REGISTRY_METRICS = ("average_precision", "roc_auc", "fraud_precision", "fraud_recall", "fraud_f1")
-REGISTRY_COLUMNS = [
-    "model",
-    "version",
-    "aliases",
-    "created",
-    "status",
-    "run_id",
-    "model_type",
-    *REGISTRY_METRICS,
-]
-COMPARE_FIXED = ["alias", "version", "run_id", "created", "model_type"]
-EXPERIMENT_COLUMNS = [
-    "experiment_type",
-    "experiment_name",
-    "experiment_id",
-    "total",
-    *(status.lower() for status in RUN_STATUSES),
-    "latest_run_name",
-    "latest_run_id",
-    "latest_start",
-    "latest_status",
-    "best_run_name",
-    "best_run_id",
-    f"best_{KEY_METRIC}",
-]
-MODEL_COLUMNS = ["model", "versions", "latest_version", "aliases"]
-
-
-@dataclass(frozen=True, eq=False)
-class DashboardSummary:
-    """Runs per experiment type and registered models.
-
-    Attributes
-    ----------
-    experiment_records : list of dict
-        One JSON-ready record per experiment type, keys :data:`EXPERIMENT_COLUMNS`:
-        experiment_type, experiment_name, experiment_id, total, one count per run status
-        (lower case), latest_run_name, latest_run_id, latest_start (ISO-8601 UTC),
-        latest_status, best_run_name, best_run_id and ``best_average_precision`` (the
-        highest value of the key metric).
-    model_records : list of dict
-        One record per registered model: model, versions, latest_version, aliases
-        (``"production=3,staging=5"``).
-    """
-
-    experiment_records: list[dict[str, Any]]
-    model_records: list[dict[str, Any]]
-
-    @functools.cached_property
-    def experiments(self) -> pd.DataFrame:
-        """:attr:`experiment_records` as a DataFrame (``latest_start`` as UTC timestamps)."""
-        import pandas as pd
-
-        frame = pd.DataFrame(self.experiment_records, columns=EXPERIMENT_COLUMNS)
-        frame["latest_start"] = pd.to_datetime(frame["latest_start"], utc=True)
-        return frame
-
-    @functools.cached_property
-    def models(self) -> pd.DataFrame:
-        """:attr:`model_records` as a DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame(self.model_records, columns=MODEL_COLUMNS)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return both tables as JSON-ready lists of records."""
-        return {"experiments": self.experiment_records, "models": self.model_records}
 
 
 # -- the summary -----------------------------------------------------------------------
@@ -301,45 +225,7 @@ def summarise(*, manager: MlflowManager | None = None, fast: bool = True) -> Das
         return DashboardSummary(experiments, _api_models(manager.client))
 
 
-# -- the registry ----------------------------------------------------------------------
-
-
-def model_type(tags: dict[str, str], params: dict[str, str]) -> str | None:
-    """Return a version's model type: its tag, its run's ``model_type`` param, its class tag."""
-    return tags.get(MODEL_TYPE_TAG) or params.get("model_type") or tags.get(MODEL_CLASS_TAG)
-
-
-def fast_registry(manager: MlflowManager | None = None, fast: bool = True) -> Registry | None:
-    """Read the whole registry, with the versions' source runs, by the fast path.
-
-    Returns
-    -------
-    Registry or None
-        None when the fast path does not apply (use the public API).
-    """
-    with fastpath.connect(store_uri(manager), fast) as store:
-        if store is None:
-            return None
-        try:
-            with store.session() as query:
-                return read_registry(query)
-        except fastpath.FastPathError:
-            return None
-
-
-def _registry_record(version: VersionRow) -> dict[str, Any]:
-    metrics = version.run.metrics if version.run else {}
-    params = version.run.params if version.run else {}
-    return {
-        "model": version.model,
-        "version": version.version,
-        "aliases": ",".join(version.aliases),
-        "created": iso_time(version.created),
-        "status": version.status,
-        "run_id": version.run_id,
-        "model_type": model_type(version.tags, params),
-        **{name: json_value(metrics.get(name)) for name in REGISTRY_METRICS},
-    }
+# -- the registry and comparisons -----------------------------------------------------
 
 
 def registry_records(
@@ -348,126 +234,15 @@ def registry_records(
     """Return every registered model version as a record (see :data:`REGISTRY_COLUMNS`).
 
     The records of :func:`fraudkit.dashboard.registry_overview`, sorted by model and
-    version, computed without pandas on the fast path.
+    version, computed without pandas or MLflow on the fast path.
+
+    Raises
+    ------
+    TrackingUnavailableError
+        The store cannot be reached.
     """
-    registry = fast_registry(manager, fast)
-    if registry is not None:
-        return [_registry_record(version) for version in registry.versions]
-    from fraudkit.dashboard.queries import registry_overview
-
-    return to_records(registry_overview(manager=manager, fast=False))
-
-
-# -- comparison ------------------------------------------------------------------------
-
-
-def _chosen(
-    registry: Registry,
-    model_name: str,
-    stages: Sequence[str] | None,
-    versions: Sequence[str | int] | None,
-) -> list[tuple[str, VersionRow]] | None:
-    by_number = {version.version: version for version in registry.versions}
-    chosen = []
-    if versions is not None:
-        for wanted in versions:
-            number = str(wanted).strip()
-            if not (number.isascii() and number.isdigit()) or int(number) not in by_number:
-                return None
-            found = by_number[int(number)]
-            chosen.append((f"v{found.version}", found))
-        return chosen
-    for stage in stages or ["Production", "Staging"]:
-        try:
-            alias = stage_to_alias(stage)
-        except ConfigurationError:
-            return None
-        holder = registry.aliases.get(model_name, {}).get(alias)
-        if holder is None or holder not in by_number:
-            return None
-        chosen.append((alias, by_number[holder]))
-    return chosen
-
-
-def fast_comparison(
-    model_name: str,
-    *,
-    stages: Sequence[str] | None = None,
-    versions: Sequence[str | int] | None = None,
-    manager: MlflowManager | None = None,
-    fast: bool = True,
-) -> list[tuple[str, VersionRow]] | None:
-    """Return the versions to compare, labelled, with their source runs, by the fast path.
-
-    Labels are the alias (``production``) or ``v<N>`` for explicit ``versions``.
-
-    Returns
-    -------
-    list of (str, VersionRow) or None
-        None when the fast path does not apply, or when the model, a version or an alias
-        is missing: the public API then raises the error that says so.
-    """
-    if versions is not None and not versions:
-        return None
-    with fastpath.connect(store_uri(manager), fast) as store:
-        if store is None:
-            return None
-        try:
-            with store.session() as query:
-                registry = read_registry(query, model_name, runs=False)
-                if registry is None or model_name not in registry.models:
-                    return None
-                chosen = _chosen(registry, model_name, stages, versions)
-                if chosen is None:
-                    return None
-                runs = read_runs(query, [v.run_id for _, v in chosen if v.run_id])
-        except fastpath.FastPathError:
-            return None
-    return [
-        (label, v._replace(run=runs.get(v.run_id) if v.run_id else None)) for label, v in chosen
-    ]
-
-
-def comparison_records(chosen: Sequence[tuple[str, VersionRow]]) -> list[dict[str, Any]]:
-    """Return the records of :func:`fraudkit.dashboard.compare_versions` for ``chosen``.
-
-    One record per version (label, :data:`COMPARE_FIXED`, every metric of the source runs,
-    ``param.<name>`` per param) and, with exactly two versions, a ``difference`` record
-    holding second minus first for every metric.
-    """
-    metric_names = sorted({m for _, v in chosen if v.run for m in v.run.metrics})
-    param_names = sorted({p for _, v in chosen if v.run for p in v.run.params})
-    records = []
-    for label, version in chosen:
-        metrics = version.run.metrics if version.run else {}
-        params = version.run.params if version.run else {}
-        records.append(
-            {
-                "label": label,
-                "alias": ",".join(version.aliases),
-                "version": version.version,
-                "run_id": version.run_id,
-                "created": iso_time(version.created),
-                "model_type": model_type(version.tags, params),
-                **{name: json_value(metrics.get(name)) for name in metric_names},
-                **{f"param.{name}": params.get(name) for name in param_names},
-            }
-        )
-    if len(records) == 2:
-        first, second = records
-
-        def number(value: Any) -> float:
-            return math.nan if value is None else float(value)
-
-        records.append(
-            {
-                "label": "difference",
-                **dict.fromkeys(COMPARE_FIXED),
-                **{m: json_value(number(second[m]) - number(first[m])) for m in metric_names},
-                **{f"param.{name}": None for name in param_names},
-            }
-        )
-    return records
+    rows = registry_rows(registry_versions(manager=manager, fast=fast))
+    return json_records(rows, REGISTRY_COLUMNS)
 
 
 def compare_records(
@@ -481,21 +256,18 @@ def compare_records(
     """Return Production vs Staging (or ``versions``) side by side, as records.
 
     The records of :func:`fraudkit.dashboard.compare_versions` (its index as ``label``),
-    computed without pandas on the fast path.
+    computed without pandas or MLflow on the fast path: one per version (label,
+    :data:`COMPARE_FIXED`, every metric of the source runs, ``param.<name>`` per param)
+    and, with exactly two versions, a ``difference`` record holding second minus first
+    for every metric.
 
     Raises
     ------
     RegistryError
         Unknown model or version, or an alias that is not set.
     """
-    chosen = fast_comparison(
+    chosen = compared_versions(
         model_name, stages=stages, versions=versions, manager=manager, fast=fast
     )
-    if chosen is not None:
-        return comparison_records(chosen)
-    from fraudkit.dashboard.queries import compare_versions
-
-    frame = compare_versions(
-        model_name, stages=stages, versions=versions, manager=manager, fast=False
-    )
-    return to_records(frame.reset_index())
+    found = comparison_rows(chosen)
+    return json_records(found.rows, found.columns)

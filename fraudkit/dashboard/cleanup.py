@@ -1,7 +1,9 @@
 """Cleanup of old runs: plan which runs go, then soft-delete (and optionally purge) them.
 
 Guarantees: planning changes nothing; a RUNNING run, or one that backs a registered
-model version, is never deleted; deletion is MLflow's soft delete unless ``permanent``.
+model version, is never deleted, checked again when deleting (a run restarted or a
+version registered after the plan is skipped); deletion is MLflow's soft delete unless
+``permanent``.
 A permanent cleanup then hands the soft-deleted runs, and the logged models they
 produced, to MLflow's own garbage collection (``mlflow gc``), which removes their rows
 and artifacts.
@@ -35,7 +37,7 @@ from fraudkit.dashboard.runs import (
     resolve_manager,
     translated,
 )
-from fraudkit.tracking.store import paged
+from fraudkit.tracking.store import find_run, paged, quote
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -118,6 +120,10 @@ class CleanupResult:
     logged_models_deleted : tuple of str
         Logged models of the deleted runs purged with them (``plan.permanent`` only);
         a logged model behind a registered model version is never among them.
+    skipped : tuple of str
+        Runs of ``plan.to_delete`` left alone because, when it came to deleting them,
+        they were RUNNING, backed a registered model version, or were already deleted.
+        Not an error: the plan was made before they changed.
     """
 
     plan: CleanupPlan
@@ -125,6 +131,7 @@ class CleanupResult:
     method: str
     artifacts_not_deleted: tuple[str, ...] = ()
     logged_models_deleted: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the plan's dict plus what was deleted."""
@@ -135,6 +142,8 @@ class CleanupResult:
             "method": self.method,
             "artifacts_not_deleted": list(self.artifacts_not_deleted),
             "logged_models_deleted": list(self.logged_models_deleted),
+            "skipped": list(self.skipped),
+            "skipped_count": len(self.skipped),
         }
 
 
@@ -301,6 +310,10 @@ def execute_cleanup(
 ) -> CleanupResult:
     """Soft-delete the runs of ``plan.to_delete`` (and purge them when ``plan.permanent``).
 
+    The protection rules are checked again as each run is deleted: a run that became
+    RUNNING, came to back a registered model version or was deleted since the plan is
+    left alone and listed in :attr:`CleanupResult.skipped`.
+
     A permanent cleanup soft-deletes the deleted runs' logged models too (except any
     behind a registered model version), then runs ``mlflow gc`` on exactly those runs and
     logged models, which removes their rows and artifacts. The store URI reaches
@@ -333,22 +346,53 @@ def execute_cleanup(
     with translated(manager):
         if plan.permanent:
             _check_no_deleted_experiments(manager)
-        with fastpath.connect(manager.tracking_uri, fast) as store:
-            if store is not None and fastpath.can_soft_delete(store):
-                deleted, method = fastpath.soft_delete(store, plan.to_delete, progress), "sql"
-            else:
-                for run_id in plan.to_delete:
-                    manager.client.delete_run(run_id)
-                    progress(1)
-                deleted, method = list(plan.to_delete), "api"
+        deleted, method = _soft_delete(manager, plan.to_delete, fast, progress)
+        done = set(deleted)
+        skipped = tuple(run_id for run_id in plan.to_delete if run_id not in done)
         if not (plan.permanent and deleted):
-            return CleanupResult(plan, tuple(deleted), method)
+            return CleanupResult(plan, tuple(deleted), method, skipped=skipped)
         models_by_run = _delete_logged_models(manager.client, plan.experiment_id, deleted)
     failed: list[str] = []
     for run_ids, model_ids in _gc_batches(deleted, models_by_run):
         failed += _collect_garbage(manager.tracking_uri, run_ids, model_ids, progress)
     models = tuple(m for run_id in deleted for m in models_by_run.get(run_id, []))
-    return CleanupResult(plan, tuple(deleted), method, tuple(failed), models)
+    return CleanupResult(plan, tuple(deleted), method, tuple(failed), models, skipped)
+
+
+def _soft_delete(
+    manager: MlflowManager, run_ids: Sequence[str], fast: bool, progress: Progress
+) -> tuple[list[str], str]:
+    """Soft-delete the runs of ``run_ids`` still unprotected; return them and the method.
+
+    One checked UPDATE on an SQL store the fast path knows (``"sql"``), else MLflow's
+    delete_run per run after re-reading it (``"api"``).
+    """
+    with fastpath.connect(manager.tracking_uri, fast) as store:
+        if store is not None and fastpath.can_soft_delete(store):
+            return fastpath.soft_delete(store, run_ids, progress), "sql"
+    deleted: list[str] = []
+    for run_id in run_ids:
+        if _still_deletable(manager.client, run_id):
+            manager.client.delete_run(run_id)
+            deleted.append(run_id)
+        progress(1)
+    return deleted, "api"
+
+
+def _still_deletable(client: MlflowClient, run_id: str) -> bool:
+    """Re-read ``run_id`` and its model versions: is it still active, not RUNNING, unbacked?
+
+    MLflow's API has no conditional delete, so a window remains between this read and the
+    delete_run that follows: a run restarted or a version registered in those few
+    milliseconds is not seen. The plan-to-delete window (as long as the user takes to
+    confirm) is closed; on an SQL store the fast path closes this one too, by checking in
+    the deleting statement.
+    """
+    run = find_run(client, run_id)
+    if run is None or run.info.lifecycle_stage != "active" or run.info.status == "RUNNING":
+        return False
+    versions = client.search_model_versions(f"run_id = {quote(run_id)}", max_results=1)
+    return not list(versions)
 
 
 def _delete_logged_models(

@@ -2,14 +2,16 @@
 
 ``search_runs`` materialises every param, metric and tag of every run as Python objects
 (minutes at tens of thousands of runs), MLflow has no batch delete, and importing MLflow
-alone takes seconds. For an SQL store (SQLite, PostgreSQL) whose schema is exactly the one
-the installed MLflow writes, the dashboard reads the few columns it needs here and
-soft-deletes in one transaction.
+alone takes seconds. For an SQL store (SQLite, PostgreSQL) whose schema is one the tests
+have exercised, the dashboard reads the few columns it needs here and soft-deletes in one
+transaction.
 
 The guard is :func:`open_store`: it returns a :class:`SqlStore` only when the store's
-alembic revision is the head revision of the installed MLflow, so every column means what
-this code assumes; otherwise the caller uses the public API. Everything here mirrors what
-MLflow's SqlAlchemyStore returns for the same rows; the tests compare both paths.
+alembic revision is one of :data:`TESTED_REVISIONS`, so every column means what this code
+assumes; on any other revision (an MLflow upgrade that migrated the schema, an old store)
+the caller uses the public API, and the first such store is logged at debug level.
+Everything here mirrors what MLflow's SqlAlchemyStore returns for the same rows; the
+tests compare both paths.
 
 This module imports neither MLflow nor pandas: a SQLite store is read with the standard
 library's ``sqlite3`` (importing SQLAlchemy costs more than the whole answer), a
@@ -21,9 +23,11 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,10 +35,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlparse
 
+from fraudkit.core.config import redact_uri
 from fraudkit.core.exceptions import TrackingError
 
 __all__ = [
+    "DELETED_STAGE",
     "SQL_CHUNK",
+    "TESTED_REVISIONS",
     "WORKSPACE",
     "FastPathError",
     "Query",
@@ -52,13 +59,28 @@ __all__ = [
     "soft_delete",
 ]
 
+# The alembic revisions of MLflow's schema this module's SQL was tested on; a store on any
+# other revision is read and written through MLflow's public API. Add a revision only
+# after the dashboard tests pass on it (they compare both paths answer for answer):
+# ``fastpath.schema_head()`` names the installed MLflow's newest.
+TESTED_REVISIONS: tuple[str, ...] = (
+    "dc11669786a5",  # MLflow 3.17.2 (head: add_job_executor_persistence_model)
+)
 SQL_CHUNK = 500  # values per IN (...) list, well under every dialect's parameter limit
 WORKSPACE = "default"  # MLflow's only workspace while MLFLOW_ENABLE_WORKSPACES is off
+DELETED_STAGE = "Deleted_Internal"  # MLflow's stage of a deleted version it keeps a row of
 
 _REVISION_LINE = re.compile(r"^(revision|down_revision)\s*=\s*(.+)$", re.MULTILINE)
 # Active runs of the experiments bound to :ids, as search_runs(ViewType.ACTIVE_ONLY) sees them.
 _ACTIVE_RUNS = "r.lifecycle_stage = 'active' AND r.experiment_id IN :ids"
 _SQLITE_TIMEOUT_S = 5.0  # wait this long for a writer's lock, as SQLAlchemy's default does
+# UPDATE ... RETURNING, which deletes and reports in one statement, arrived in SQLite 3.35.
+_SQLITE_RETURNING = (3, 35, 0)
+
+_log = logging.getLogger(__name__)
+# URIs whose untested revision was already logged: once per process and store is enough.
+_untested_logged: set[str] = set()
+_untested_lock = threading.Lock()
 
 Query = Callable[..., list[tuple[Any, ...]]]
 """Runs one SQL statement of a :meth:`SqlStore.session`: ``query(sql, **params)``.
@@ -204,6 +226,8 @@ class SqlStore:
 def schema_head() -> str | None:
     """Return the newest schema revision among the installed MLflow's migrations, or None.
 
+    Not the guard (:data:`TESTED_REVISIONS` is): it names what an MLflow upgrade brought,
+    in the debug message and in the test that the installed revision is a tested one.
     Read from the migration scripts' ``revision``/``down_revision`` lines: the head is the
     revision no other revises. The scripts are found without importing MLflow (which
     costs seconds); alembic's ScriptDirectory gives the same answer but imports every
@@ -234,8 +258,8 @@ def open_store(uri: str) -> SqlStore | None:
     """Return a :class:`SqlStore` on ``uri`` when the fast path applies to it, else None.
 
     The fast path applies to an existing SQLite file or a PostgreSQL database whose alembic
-    revision is :func:`schema_head`, with MLflow workspaces off. The caller closes the
-    store (or uses :func:`connect`).
+    revision is one of :data:`TESTED_REVISIONS`, with MLflow workspaces off. The caller
+    closes the store (or uses :func:`connect`).
     """
     parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
@@ -247,22 +271,37 @@ def open_store(uri: str) -> SqlStore | None:
         if parsed.query or not Path(sqlite_path).is_file():
             # Connecting would create an empty file: MLflow initialises a store.
             return None
-    head = schema_head()
-    if head is None:
-        return None
     try:
         store = SqlStore(uri, sqlite_path)
     except (sqlite3.Error, ImportError, ValueError):
         return None
     try:
         with store.session() as query:
-            found = query("SELECT version_num FROM alembic_version")
+            found = [row[0] for row in query("SELECT version_num FROM alembic_version")]
     except FastPathError:  # unreadable, or a server that cannot be reached: MLflow reports it
         found = []
-    if [row[0] for row in found] != [head]:
-        store.close()
-        return None
-    return store
+    if len(found) == 1 and found[0] in TESTED_REVISIONS:
+        return store
+    store.close()
+    if found:
+        _log_untested(uri, found)
+    return None
+
+
+def _log_untested(uri: str, revisions: list[str]) -> None:
+    """Say once per process and store that its schema revision sends it to the public API."""
+    with _untested_lock:
+        if uri in _untested_logged:
+            return
+        _untested_logged.add(uri)
+    _log.debug(
+        "%s has MLflow schema revision %s, which the SQL fast path was not tested on "
+        "(tested: %s; installed MLflow's newest: %s); using MLflow's client API instead",
+        redact_uri(uri),
+        ", ".join(revisions),
+        ", ".join(TESTED_REVISIONS) or "none",
+        schema_head(),
+    )
 
 
 @contextmanager
@@ -396,7 +435,10 @@ def soft_delete(
 ) -> list[str]:
     """Soft-delete ``run_ids`` in one transaction, as MlflowClient.delete_run does one by one.
 
-    Runs that turned RUNNING or were deleted since they were planned are left alone.
+    The rules that protect a run are checked again by the deleting statement itself, not
+    only when the cleanup was planned: a run that is RUNNING, backs a registered model
+    version (deleted versions aside) or is no longer active is left alone, so a version
+    registered or a run restarted since the plan keeps its run.
 
     Parameters
     ----------
@@ -409,20 +451,26 @@ def soft_delete(
     Returns
     -------
     list of str
-        The ids deleted, in the order of ``run_ids``.
+        The ids deleted, in the order of ``run_ids``; the others were left alone.
 
     Raises
     ------
     TrackingError
         The transaction failed (it is rolled back: nothing was deleted).
     """
-    eligible = (
-        "SELECT run_uuid FROM runs WHERE run_uuid IN :ids"
-        " AND lifecycle_stage = 'active' AND status <> 'RUNNING'"
-    )
+    # One statement checks and deletes, so no writer can slip in between the check and
+    # the delete: on SQLite the transaction holds the write lock from its start (BEGIN
+    # IMMEDIATE), so registrations and run updates wait for the commit; on PostgreSQL the
+    # UPDATE locks each run row it changes and re-checks a row another transaction changed
+    # first. A version whose registration commits while the UPDATE runs was not visible
+    # to it: that registration serialises after the cleanup, exactly like registering a
+    # version from a run deleted earlier (which MLflow allows).
     update = (
         "UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = :now"
         " WHERE run_uuid IN :ids AND lifecycle_stage = 'active' AND status <> 'RUNNING'"
+        " AND NOT EXISTS (SELECT 1 FROM model_versions v"
+        " WHERE v.run_id = runs.run_uuid AND v.current_stage <> :gone)"
+        " RETURNING run_uuid"
     )
     now = int(time.time() * 1000)
     deleted: list[str] = []
@@ -430,8 +478,7 @@ def soft_delete(
         with store.session(write=True) as query:
             for start in range(0, len(run_ids), SQL_CHUNK):
                 chunk = list(run_ids[start : start + SQL_CHUNK])
-                deleted += [row[0] for row in query(eligible, ids=chunk)]
-                query(update, ids=chunk, now=now)
+                deleted += [row[0] for row in query(update, ids=chunk, now=now, gone=DELETED_STAGE)]
                 progress(len(chunk))
     except FastPathError as exc:
         raise TrackingError(
@@ -446,8 +493,12 @@ def can_soft_delete(store: SqlStore) -> bool:
     """Return whether a plain UPDATE deletes runs exactly as MLflow's delete_run would.
 
     MLflow's delete_run also removes GenAI assessments whose metadata names the run as
-    their source; fraudkit never writes any, but when a store has some, use the API.
+    their source; fraudkit never writes any, but when a store has some, use the API. An
+    SQLite library older than 3.35 lacks the ``UPDATE ... RETURNING`` that
+    :func:`soft_delete` checks and deletes with.
     """
+    if store.dialect == "sqlite" and sqlite3.sqlite_version_info < _SQLITE_RETURNING:
+        return False
     try:
         with store.session() as query:
             found = query(

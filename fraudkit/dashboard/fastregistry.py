@@ -16,18 +16,21 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from fraudkit.core.tags import PROMPT_TAG
-from fraudkit.dashboard.fastpath import SQL_CHUNK, WORKSPACE, Query, nan_restored
+from fraudkit.dashboard.fastpath import (
+    DELETED_STAGE,
+    SQL_CHUNK,
+    WORKSPACE,
+    Query,
+    nan_restored,
+)
 
 __all__ = [
-    "DELETED_STAGE",
     "Registry",
     "RunData",
     "VersionRow",
     "read_registry",
     "read_runs",
 ]
-
-DELETED_STAGE = "Deleted_Internal"  # MLflow's stage of a deleted version it keeps a row of
 
 
 class RunData(NamedTuple):

@@ -3,9 +3,11 @@
 Every function returns plain data (DataFrames); ``fraudkit dashboard ...`` presents them.
 Functions take ``manager=`` (default: the module-level :data:`fraudkit.mlflow_manager`,
 i.e. the store ``MLFLOW_TRACKING_URI`` names) and ``fast=`` to allow the SQL fast path
-(:mod:`fraudkit.dashboard.fastpath`); both paths give identical answers. The summary,
-and the records the CLI prints, live in :mod:`fraudkit.dashboard.answers`, which needs
-no pandas.
+(:mod:`fraudkit.dashboard.fastpath`); both paths give identical answers. The registry
+overview and the comparison are built from the version records of
+:mod:`fraudkit.dashboard.records` by the one function each of
+:mod:`fraudkit.tracking.versions`. The summary, and the records the CLI prints, live in
+:mod:`fraudkit.dashboard.answers`, which needs no pandas.
 """
 
 from __future__ import annotations
@@ -13,20 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from fraudkit.core.config import DEFAULT_MODEL_NAME, ExperimentType
 from fraudkit.core.exceptions import DataValidationError, RegistryError, TrackingUnavailableError
-from fraudkit.dashboard.answers import (
-    REGISTRY_COLUMNS,
-    REGISTRY_METRICS,
-    fast_comparison,
-    fast_registry,
-    model_type,
-)
-from fraudkit.dashboard.fastregistry import Registry, VersionRow
+from fraudkit.dashboard.records import compared_versions, registry_versions
 from fraudkit.dashboard.runs import (
     KEY_METRIC,
     RunTables,
@@ -38,6 +33,7 @@ from fraudkit.dashboard.runs import (
     translated,
 )
 from fraudkit.tracking.store import store_error
+from fraudkit.tracking.versions import comparison_frame, registry_frame
 
 if TYPE_CHECKING:
     from fraudkit.tracking.manager import MlflowManager
@@ -80,59 +76,6 @@ def _wide(tables: RunTables, types_by_id: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
-def _created(version: VersionRow) -> Any:
-    if version.created is None:
-        return pd.NaT
-    return pd.Timestamp(version.created, unit="ms", tz="UTC")
-
-
-def _registry_frame(registry: Registry) -> pd.DataFrame:
-    """The frame :func:`.history.get_registry_overview` builds, from fast-path rows."""
-    rows = []
-    for version in registry.versions:
-        metrics = version.run.metrics if version.run else {}
-        rows.append(
-            {
-                "model": version.model,
-                "version": version.version,
-                "aliases": ",".join(version.aliases),
-                "created": _created(version),
-                "status": version.status,
-                "run_id": version.run_id,
-                "model_type": model_type(version.tags, version.run.params if version.run else {}),
-                **{k: metrics.get(k) for k in REGISTRY_METRICS},
-            }
-        )
-    frame = pd.DataFrame(rows, columns=REGISTRY_COLUMNS)
-    return frame.sort_values(["model", "version"], ignore_index=True)
-
-
-def _comparison_frame(chosen: list[tuple[str, VersionRow]]) -> pd.DataFrame:
-    """The frame :func:`.history.compare_model_versions` builds, from fast-path rows."""
-    rows, metric_names, param_names = [], set(), set()
-    for label, version in chosen:
-        metrics = dict(version.run.metrics) if version.run else {}
-        run_params = version.run.params if version.run else {}
-        params = {f"param.{k}": v for k, v in run_params.items()}
-        metric_names |= set(metrics)
-        param_names |= set(params)
-        rows.append(
-            {
-                "label": label,
-                "alias": ",".join(version.aliases),
-                "version": version.version,
-                "run_id": version.run_id,
-                "created": _created(version),
-                "model_type": model_type(version.tags, run_params),
-                **metrics,
-                **params,
-            }
-        )
-    from fraudkit.tracking.history import comparison_frame
-
-    return comparison_frame(rows, metric_names, param_names)
-
-
 # -- public API ------------------------------------------------------------------------
 
 
@@ -142,14 +85,7 @@ def registry_overview(*, manager: MlflowManager | None = None, fast: bool = True
     See :func:`fraudkit.tracking.history.get_registry_overview` for the columns; ``fast`` allows
     the SQL fast path.
     """
-    registry = fast_registry(manager, fast)
-    if registry is not None:
-        return _registry_frame(registry)
-    from fraudkit.tracking.history import get_registry_overview
-
-    manager = resolve_manager(manager)
-    with translated(manager):
-        return get_registry_overview(manager.client)
+    return registry_frame(registry_versions(manager=manager, fast=fast))
 
 
 def compare_versions(
@@ -169,16 +105,10 @@ def compare_versions(
     RegistryError
         Unknown model or version, or an alias that is not set.
     """
-    chosen = fast_comparison(
+    chosen = compared_versions(
         model_name, stages=stages, versions=versions, manager=manager, fast=fast
     )
-    if chosen is not None:
-        return _comparison_frame(chosen)
-    from fraudkit.tracking.history import compare_model_versions
-
-    manager = resolve_manager(manager)
-    with translated(manager):
-        return compare_model_versions(manager.client, model_name, stages=stages, versions=versions)
+    return comparison_frame(chosen)
 
 
 def runs_frame(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fraudkit.core import config
 from fraudkit.core.config import ExperimentType
 from fraudkit.dashboard import fastpath
-from fraudkit.tracking.store import paged, store_error
+from fraudkit.tracking.store import RUN_PAGE_SIZE, paged, store_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KEY_METRIC",
-    "PAGE_SIZE",
     "RUN_COLUMNS",
     "RUN_STATUSES",
     "Progress",
@@ -51,7 +50,6 @@ __all__ = [
 
 KEY_METRIC = "average_precision"
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
-PAGE_SIZE = 10_000  # runs per search_runs page
 RUN_COLUMNS = [
     "run_id",
     "run_name",
@@ -203,7 +201,7 @@ def api_rows(
         experiment_ids=ids,
         filter_string=filter_string or "",
         run_view_type=ViewType.ACTIVE_ONLY,
-        max_results=PAGE_SIZE,
+        max_results=RUN_PAGE_SIZE,
     )
     for run in found:
         info, data = run.info, run.data

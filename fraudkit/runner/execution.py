@@ -231,12 +231,7 @@ def run_notebook(
     checked = validate_parameters(key, parameters)
     _require_kernel()
     store = resolve_manager(manager)
-    run_tags = {**(tags or {})}
-    if pipeline_id:
-        run_tags[PIPELINE_TAG] = pipeline_id
-    if parent_run_id:
-        run_tags[PARENT_RUN_TAG] = parent_run_id
-    run_id, run_name = _create_run(store, key, source, run_tags)
+    run_id, run_name = _create_run(store, key, source, pipeline_id, parent_run_id, tags)
     started = time.perf_counter()
     executed = config.reports_dir() / "runs" / run_name / "notebook.ipynb"
     error: BaseException | None = None
@@ -274,7 +269,12 @@ def run_notebook(
 
 
 def _create_run(
-    manager: MlflowManager, key: str, source: Path, extra_tags: Mapping[str, str]
+    manager: MlflowManager,
+    key: str,
+    source: Path,
+    pipeline_id: str | None,
+    parent_run_id: str | None,
+    extra_tags: Mapping[str, str] | None,
 ) -> tuple[str, str]:
     """Create the notebook's run with the kit's tags; return its id and name."""
     from mlflow.exceptions import MlflowException
@@ -287,8 +287,12 @@ def _create_run(
         NOTEBOOK_TAG: source.name,
         MLFLOW_SOURCE_NAME_TAG: source.name,
         MLFLOW_SOURCE_TYPE_TAG: "NOTEBOOK",
-        **extra_tags,
+        **(extra_tags or {}),
     }
+    if pipeline_id:
+        run_tags[PIPELINE_TAG] = pipeline_id
+    if parent_run_id:
+        run_tags[PARENT_RUN_TAG] = parent_run_id
     try:
         run = manager.client.create_run(
             manager.experiment_id(key), run_name=run_name, tags=run_tags

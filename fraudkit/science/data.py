@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,34 +209,8 @@ def _validate(
 ) -> pd.DataFrame:
     labelled = require_labels or require_both_classes or LABEL_COLUMN in df.columns
     expected = KAGGLE_COLUMNS if labelled else KAGGLE_COLUMNS[:-1]
-    missing = [c for c in expected if c not in df.columns]
-    if missing:
-        raise DataValidationError(
-            f"{source}: missing column(s) {', '.join(missing)}; expected the creditcard.csv "
-            f"columns {', '.join(expected)}"
-        )
-    unexpected = [str(c) for c in df.columns if c not in expected]
-    if unexpected:
-        raise DataValidationError(
-            f"{source}: unexpected column(s) {', '.join(unexpected)}; keep only "
-            f"{', '.join(expected)}"
-        )
-    if len(df) == 0:
-        raise DataValidationError(f"{source}: no data rows; at least one transaction is needed")
-
-    columns = {}
-    for column in expected:
-        values = df[column]
-        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
-            numeric = pd.to_numeric(values, errors="coerce")
-            bad = np.flatnonzero(numeric.isna().to_numpy() & values.notna().to_numpy())
-            if len(bad):
-                raise DataValidationError(
-                    f"{source}: column {column}, {row_name(bad[0])}: non-numeric value "
-                    f"{values.iloc[bad[0]]!r} ({len(bad)} such rows); fix or drop those rows"
-                )
-            values = numeric
-        columns[column] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    _check_columns(df, expected, source)
+    columns = _numeric_columns(df, expected, source, row_name)
     matrix = np.column_stack([columns[c] for c in expected])
 
     rows, cols = np.nonzero(~np.isfinite(matrix))
@@ -256,20 +230,73 @@ def _validate(
     )
     out = pd.DataFrame(matrix, columns=expected, index=df.index)
     if labelled:
-        labels = columns[LABEL_COLUMN]
-        _reject_first(
-            (labels != 0) & (labels != 1),
-            lambda i: f"{source}: column {LABEL_COLUMN}, {row_name(i)}: label {labels[i]:g}",
-            "labels must be 0 (legit) or 1 (fraud)",
+        out[LABEL_COLUMN] = _checked_labels(
+            columns[LABEL_COLUMN],
+            require_both_classes=require_both_classes,
+            source=source,
+            row_name=row_name,
         )
-        present = np.unique(labels)
-        if require_both_classes and len(present) < 2:
-            raise DataValidationError(
-                f"{source}: column {LABEL_COLUMN} holds only class {int(present[0])} in "
-                f"{len(labels)} rows; training and evaluation need rows of both classes 0 and 1"
-            )
-        out[LABEL_COLUMN] = labels.astype(np.int64)
     return out
+
+
+def _check_columns(df: pd.DataFrame, expected: Sequence[str], source: str) -> None:
+    """Reject a frame without exactly the ``expected`` columns, or without rows."""
+    missing = [c for c in expected if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source}: missing column(s) {', '.join(missing)}; expected the creditcard.csv "
+            f"columns {', '.join(expected)}"
+        )
+    unexpected = [str(c) for c in df.columns if c not in expected]
+    if unexpected:
+        raise DataValidationError(
+            f"{source}: unexpected column(s) {', '.join(unexpected)}; keep only "
+            f"{', '.join(expected)}"
+        )
+    if len(df) == 0:
+        raise DataValidationError(f"{source}: no data rows; at least one transaction is needed")
+
+
+def _numeric_columns(
+    df: pd.DataFrame, expected: Sequence[str], source: str, row_name: Callable[[int], str]
+) -> dict[str, np.ndarray]:
+    """The ``expected`` columns as float64 arrays; a non-numeric value is an error."""
+    columns = {}
+    for column in expected:
+        values = df[column]
+        if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+            numeric = pd.to_numeric(values, errors="coerce")
+            bad = np.flatnonzero(numeric.isna().to_numpy() & values.notna().to_numpy())
+            if len(bad):
+                raise DataValidationError(
+                    f"{source}: column {column}, {row_name(bad[0])}: non-numeric value "
+                    f"{values.iloc[bad[0]]!r} ({len(bad)} such rows); fix or drop those rows"
+                )
+            values = numeric
+        columns[column] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return columns
+
+
+def _checked_labels(
+    labels: np.ndarray,
+    *,
+    require_both_classes: bool,
+    source: str,
+    row_name: Callable[[int], str],
+) -> np.ndarray:
+    """The labels as int64, each 0 or 1 (and both present when required)."""
+    _reject_first(
+        (labels != 0) & (labels != 1),
+        lambda i: f"{source}: column {LABEL_COLUMN}, {row_name(i)}: label {labels[i]:g}",
+        "labels must be 0 (legit) or 1 (fraud)",
+    )
+    present = np.unique(labels)
+    if require_both_classes and len(present) < 2:
+        raise DataValidationError(
+            f"{source}: column {LABEL_COLUMN} holds only class {int(present[0])} in "
+            f"{len(labels)} rows; training and evaluation need rows of both classes 0 and 1"
+        )
+    return labels.astype(np.int64)
 
 
 def _reject_first(bad: np.ndarray, describe: Callable[[int], str], rule: str) -> None:

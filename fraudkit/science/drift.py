@@ -348,6 +348,42 @@ def detect_drift(
         When ``method``, ``correction``, ``alpha``, ``threshold`` or ``min_effect`` is
         invalid.
     """
+    cutoff = _drift_cutoff(alpha, method, correction, threshold, min_effect)
+    _check_frame("reference", reference)
+    _check_frame("current", current)
+    columns = _resolve_features(reference, current, features)
+
+    results = []
+    for column in columns:
+        pair = (_column("reference", reference, column), _column("current", current, column))
+        results.append(_feature_test(*pair, method))
+    table = pd.DataFrame(results, columns=["test", "statistic", "p_value", "effect"])
+    table.insert(0, "feature", columns)
+    table["drifted"] = _drifted(table, method, alpha, correction, cutoff, min_effect)
+    table = table[_FEATURE_TABLE_COLUMNS]
+    n_drifted = int(table["drifted"].sum())
+    return DriftReport(
+        dataset_drift=n_drifted > 0,
+        share_drifted=n_drifted / len(table),
+        n_drifted=n_drifted,
+        alpha=alpha,
+        method=method,
+        correction=correction,
+        min_effect=min_effect,
+        n_reference=len(reference),
+        n_current=len(current),
+        features=table,
+    )
+
+
+def _drift_cutoff(
+    alpha: float,
+    method: str,
+    correction: str,
+    threshold: float | None,
+    min_effect: float | None,
+) -> float | None:
+    """Check the options of :func:`detect_drift`; return the statistic's cut-off (None for auto)."""
     check_fraction("alpha", alpha)
     if method not in DRIFT_METHODS:
         raise ConfigurationError(f"unknown drift method {method!r}; choose one of {DRIFT_METHODS}")
@@ -364,16 +400,18 @@ def detect_drift(
         raise ConfigurationError(f"threshold must be positive, got {cutoff!r}")
     if min_effect is not None:
         check_fraction("min_effect", min_effect, closed=True)
-    _check_frame("reference", reference)
-    _check_frame("current", current)
-    columns = _resolve_features(reference, current, features)
+    return cutoff
 
-    results = []
-    for column in columns:
-        pair = (_column("reference", reference, column), _column("current", current, column))
-        results.append(_feature_test(*pair, method))
-    table = pd.DataFrame(results, columns=["test", "statistic", "p_value", "effect"])
-    table.insert(0, "feature", columns)
+
+def _drifted(
+    table: pd.DataFrame,
+    method: str,
+    alpha: float,
+    correction: str,
+    cutoff: float | None,
+    min_effect: float | None,
+) -> pd.Series:
+    """Decide which features drifted; adds ``p_value_adjusted`` and ``threshold`` to ``table``."""
     if method == "auto":
         table["p_value_adjusted"] = multipletests(
             table["p_value"], alpha=alpha, method=_CORRECTIONS[correction]
@@ -386,21 +424,7 @@ def detect_drift(
         drifted = table["statistic"] > cutoff
     if min_effect is not None:
         drifted &= table["effect"] >= min_effect
-    table["drifted"] = drifted.astype(bool)
-    table = table[_FEATURE_TABLE_COLUMNS]
-    n_drifted = int(table["drifted"].sum())
-    return DriftReport(
-        dataset_drift=n_drifted > 0,
-        share_drifted=n_drifted / len(table),
-        n_drifted=n_drifted,
-        alpha=alpha,
-        method=method,
-        correction=correction,
-        min_effect=min_effect,
-        n_reference=len(reference),
-        n_current=len(current),
-        features=table,
-    )
+    return drifted.astype(bool)
 
 
 # --------------------------------------------------------------------------- prediction drift

@@ -289,6 +289,48 @@ def estimate_performance(
     ConfigurationError
         When ``n_samples``, ``confidence`` or ``alpha`` is invalid.
     """
+    ranking, probabilities, samples = _checked_inputs(
+        scores, probabilities, probability_samples, n_samples, confidence, alpha
+    )
+    n = probabilities.size
+    alerts = ranking >= threshold
+    n_alerts = int(alerts.sum())
+    expected_caught = float(probabilities[alerts].sum())
+    rng = np.random.default_rng(random_state)
+    draws = _label_draws(ranking, samples, threshold, n_samples, rng)
+    exact = {
+        "accuracy": (expected_caught + float((1 - probabilities[~alerts]).sum())) / n,
+        "fraud_precision": expected_caught / n_alerts if n_alerts else 0.0,
+        "n_fraud": float(probabilities.sum()),
+        "fraud_rate": float(probabilities.mean()),
+    }
+    result = _intervals(draws, exact, confidence)
+    reliable, note = _reliability(
+        probabilities, samples, alpha, drift, prediction_drift, labels, stretch_drift
+    )
+    return result | {
+        "threshold": float(threshold),
+        "n_transactions": n,
+        "n_alerts": n_alerts,
+        "confidence": confidence,
+        "reliable": reliable,
+        "reliability_note": note,
+    }
+
+
+def _checked_inputs(
+    scores: ArrayLike,
+    probabilities: ArrayLike | None,
+    probability_samples: ArrayLike | None,
+    n_samples: int,
+    confidence: float,
+    alpha: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ranking scores, the probabilities and the probability samples, checked.
+
+    Without ``probabilities`` the scores are the probabilities; without
+    ``probability_samples`` the samples are the probabilities (one vector).
+    """
     if probabilities is None:
         ranking = probabilities = as_scores("scores", scores, probabilities=True)
     else:
@@ -313,18 +355,17 @@ def estimate_performance(
         raise ConfigurationError(f"n_samples must be a positive integer, got {n_samples!r}")
     check_fraction("confidence", confidence)
     check_fraction("alpha", alpha)
-    n = probabilities.size
-    alerts = ranking >= threshold
-    n_alerts = int(alerts.sum())
-    expected_caught = float(probabilities[alerts].sum())
-    rng = np.random.default_rng(random_state)
-    draws = _label_draws(ranking, samples, threshold, n_samples, rng)
-    exact = {
-        "accuracy": (expected_caught + float((1 - probabilities[~alerts]).sum())) / n,
-        "fraud_precision": expected_caught / n_alerts if n_alerts else 0.0,
-        "n_fraud": float(probabilities.sum()),
-        "fraud_rate": float(probabilities.mean()),
-    }
+    return ranking, probabilities, samples
+
+
+def _intervals(
+    draws: dict[str, np.ndarray], exact: dict[str, float], confidence: float
+) -> dict[str, Any]:
+    """``estimated_<metric>`` with its central ``confidence`` range over the label draws.
+
+    The estimate is the closed form where ``exact`` has one, else the mean of the draws
+    (NaN draws, label sets without fraud, left out).
+    """
     quantiles = ((1 - confidence) / 2, (1 + confidence) / 2)
     result: dict[str, Any] = {}
     for metric, values in draws.items():
@@ -338,17 +379,7 @@ def estimate_performance(
         result[f"estimated_{metric}"] = estimate
         result[f"estimated_{metric}_lower"] = float(min(low, estimate))
         result[f"estimated_{metric}_upper"] = float(max(high, estimate))
-    reliable, note = _reliability(
-        probabilities, samples, alpha, drift, prediction_drift, labels, stretch_drift
-    )
-    return result | {
-        "threshold": float(threshold),
-        "n_transactions": n,
-        "n_alerts": n_alerts,
-        "confidence": confidence,
-        "reliable": reliable,
-        "reliability_note": note,
-    }
+    return result
 
 
 def reference_calibration(

@@ -26,12 +26,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
+from sklearn.isotonic import IsotonicRegression
 
 from fraudkit.core.exceptions import ConfigurationError, DataValidationError, SmallSampleWarning
 from fraudkit.core.schema import AMOUNT_COLUMN, LABEL_COLUMN
@@ -221,6 +223,62 @@ def monitor_window(
         When the window holds (or, without labels, its scores expect) fewer than
         :data:`fraudkit.science.metrics.MIN_FRAUDS` frauds; the message is on the report too.
     """
+    drift, reference_scores = _reference_inputs(
+        model, reference, window, alpha=alpha, reference_scores=reference_scores, drift=drift
+    )
+    scores = predict_scores(model, window)
+    reference_labels = reference[LABEL_COLUMN] if LABEL_COLUMN in reference.columns else None
+    # One test of the window's scores, and of the label-free stretch's, against the reference.
+    score_drift = partial(
+        detect_prediction_drift,
+        reference_scores,
+        alpha=alpha,
+        threshold=threshold,
+        reference_labels=reference_labels,
+        base_rate=base_rate,
+    )
+    prediction_drift = score_drift(scores)
+    calibration, samples = _reference_maps(reference_scores, reference_labels, scores, base_rate)
+    labels = window[LABEL_COLUMN] if labels_available and LABEL_COLUMN in window else None
+    realised = None
+    if labels is not None:
+        amount = window[AMOUNT_COLUMN] if AMOUNT_COLUMN in window.columns else None
+        realised = evaluate(labels, scores, threshold=threshold, amount=amount)
+    stretch_drift = None
+    if labels is None and len(earlier_scores):
+        stretch = np.concatenate(
+            [*(np.ravel(np.asarray(e, dtype=float)) for e in earlier_scores), scores]
+        )
+        stretch_drift = score_drift(stretch)
+    estimate = estimate_performance(
+        scores,
+        probabilities=None if calibration is None else calibration.predict(scores),
+        probability_samples=samples,
+        threshold=threshold,
+        drift=drift,
+        prediction_drift=prediction_drift,
+        labels=labels,
+        alpha=alpha,
+        stretch_drift=stretch_drift,
+    )
+    # Called from here, so that its SmallSampleWarning points at the caller of monitor_window.
+    notes = _window_warnings(len(window), estimate, realised)
+    return WindowReport(drift, prediction_drift, estimate, realised, notes, stretch_drift)
+
+
+def _reference_inputs(
+    model: Any,
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    *,
+    alpha: float,
+    reference_scores: ArrayLike | None,
+    drift: DriftReport | None,
+) -> tuple[DriftReport, ArrayLike]:
+    """The window's drift report and the model's scores on the reference.
+
+    Each is computed when not given, and checked against the frames when given.
+    """
     if drift is None:
         drift = detect_drift(reference, window, alpha=alpha)
     elif (drift.n_reference, drift.n_current) != (len(reference), len(window)):
@@ -236,52 +294,26 @@ def monitor_window(
             f"reference_scores has {np.size(reference_scores):,} values for "
             f"{len(reference):,} reference rows; pass the model's scores on this reference"
         )
-    scores = predict_scores(model, window)
-    reference_labels = reference[LABEL_COLUMN] if LABEL_COLUMN in reference.columns else None
-    prediction_drift = detect_prediction_drift(
-        reference_scores,
-        scores,
-        alpha=alpha,
-        threshold=threshold,
-        reference_labels=reference_labels,
-        base_rate=base_rate,
-    )
-    calibration, samples = None, None
-    if reference_labels is not None:
-        calibration = reference_calibration(reference_scores, reference_labels, base_rate=base_rate)
-        maps = bootstrap_calibrations(reference_scores, reference_labels, base_rate=base_rate)
-        samples = np.stack([fitted.predict(scores) for fitted in maps]) if maps else None
-    labels = window[LABEL_COLUMN] if labels_available and LABEL_COLUMN in window else None
-    realised = None
-    if labels is not None:
-        amount = window[AMOUNT_COLUMN] if AMOUNT_COLUMN in window.columns else None
-        realised = evaluate(labels, scores, threshold=threshold, amount=amount)
-    stretch_drift = None
-    if labels is None and len(earlier_scores):
-        stretch = np.concatenate(
-            [*(np.ravel(np.asarray(e, dtype=float)) for e in earlier_scores), scores]
-        )
-        stretch_drift = detect_prediction_drift(
-            reference_scores,
-            stretch,
-            alpha=alpha,
-            threshold=threshold,
-            reference_labels=reference_labels,
-            base_rate=base_rate,
-        )
-    estimate = estimate_performance(
-        scores,
-        probabilities=None if calibration is None else calibration.predict(scores),
-        probability_samples=samples,
-        threshold=threshold,
-        drift=drift,
-        prediction_drift=prediction_drift,
-        labels=labels,
-        alpha=alpha,
-        stretch_drift=stretch_drift,
-    )
-    notes = _window_warnings(len(window), estimate, realised)
-    return WindowReport(drift, prediction_drift, estimate, realised, notes, stretch_drift)
+    return drift, reference_scores
+
+
+def _reference_maps(
+    reference_scores: ArrayLike,
+    reference_labels: pd.Series | None,
+    scores: np.ndarray,
+    base_rate: tuple[int, int] | None,
+) -> tuple[IsotonicRegression | None, np.ndarray | None]:
+    """The reference's score-to-probability map and the window's scores through its refits.
+
+    Both are None without reference labels; the second is None when no bootstrap map could
+    be fitted (see :func:`~fraudkit.science.estimation.bootstrap_calibrations`).
+    """
+    if reference_labels is None:
+        return None, None
+    calibration = reference_calibration(reference_scores, reference_labels, base_rate=base_rate)
+    maps = bootstrap_calibrations(reference_scores, reference_labels, base_rate=base_rate)
+    samples = np.stack([fitted.predict(scores) for fitted in maps]) if maps else None
+    return calibration, samples
 
 
 def monitor_windows(

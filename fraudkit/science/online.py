@@ -130,6 +130,24 @@ def _arm(outcomes: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, np.
     return fraud, flagged, np.where(fraud & flagged, amount, 0.0)
 
 
+def _check_sequential(sequential: Any) -> None:
+    """Reject a ``sequential`` that is not a bool (a truthy string must not pick the test)."""
+    if not isinstance(sequential, bool | np.bool_):
+        raise ConfigurationError(
+            f"sequential must be True or False, got {sequential!r}; pass True when the "
+            "results may be looked at more than once"
+        )
+
+
+def _fisher_p_value(caught_a: int, n_fraud_a: int, caught_b: int, n_fraud_b: int) -> float:
+    """Two-sided p-value of Fisher's exact test of equal caught-fraud rates."""
+    return float(
+        stats.fisher_exact(
+            np.array([[caught_a, n_fraud_a - caught_a], [caught_b, n_fraud_b - caught_b]])
+        )[1]
+    )
+
+
 def compare_online(
     outcomes_a: pd.DataFrame,
     outcomes_b: pd.DataFrame,
@@ -200,11 +218,7 @@ def compare_online(
     """
     # Checks alpha and mixing_sd.
     sequential_test = SequentialABTest(alpha=alpha, mixing_sd=mixing_sd)
-    if not isinstance(sequential, bool | np.bool_):
-        raise ConfigurationError(
-            f"sequential must be True or False, got {sequential!r}; pass True when the "
-            "results may be looked at more than once"
-        )
+    _check_sequential(sequential)
     (fraud_a, flagged_a, amount_a), (fraud_b, flagged_b, amount_b) = (
         _arm(outcomes_a, "outcomes_a"),
         _arm(outcomes_b, "outcomes_b"),
@@ -212,11 +226,7 @@ def compare_online(
     caught_a, caught_b = int(np.sum(fraud_a & flagged_a)), int(np.sum(fraud_b & flagged_b))
     n_fraud_a, n_fraud_b = int(fraud_a.sum()), int(fraud_b.sum())
     recall_a, recall_b = caught_a / n_fraud_a, caught_b / n_fraud_b
-    fisher_p_value = float(
-        stats.fisher_exact(
-            np.array([[caught_a, n_fraud_a - caught_a], [caught_b, n_fraud_b - caught_b]])
-        )[1]
-    )
+    fisher_p_value = _fisher_p_value(caught_a, n_fraud_a, caught_b, n_fraud_b)
     look = sequential_test.update_counts(n_fraud_a, caught_a, n_fraud_b, caught_b)
     p_value = look.p_value if sequential else fisher_p_value
     amount_p_value = float(stats.ttest_ind(amount_a, amount_b, equal_var=False).pvalue)

@@ -4,6 +4,11 @@ Every function reads the registry and the runs behind it; none changes anything.
 :func:`get_model_performance_history` joins each version's training evaluation with the
 measurements later runs linked to it (:func:`fraudkit.tracking.registry.link_run_to_version`), and
 :func:`detect_performance_degradation` compares the two.
+
+The registry overview and the version comparison are built once, in
+:mod:`fraudkit.tracking.versions`, from :class:`~fraudkit.tracking.versions.VersionRecord`
+values; :func:`read_versions` and :func:`read_compared` read those records through the
+MLflow client (the dashboard's SQL fast path reads the same records from the tables).
 """
 
 from __future__ import annotations
@@ -17,13 +22,7 @@ import pandas as pd
 
 from fraudkit.core.config import stage_to_alias
 from fraudkit.core.exceptions import ConfigurationError, RegistryError
-from fraudkit.core.tags import (
-    EXPERIMENT_TYPE_TAG,
-    MODEL_CLASS_TAG,
-    MODEL_NAME_TAG,
-    MODEL_TYPE_TAG,
-    MODEL_VERSION_TAG,
-)
+from fraudkit.core.tags import EXPERIMENT_TYPE_TAG, MODEL_NAME_TAG, MODEL_VERSION_TAG
 from fraudkit.tracking.registry import (
     get_version,
     list_versions,
@@ -31,6 +30,14 @@ from fraudkit.tracking.registry import (
     require_alias_holder,
 )
 from fraudkit.tracking.store import find_run, paged, quote
+from fraudkit.tracking.versions import (
+    DEFAULT_STAGES,
+    KEY_METRICS,
+    SourceRun,
+    VersionRecord,
+    comparison_frame,
+    registry_frame,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -43,13 +50,13 @@ __all__ = [
     "TRAINING_SOURCE",
     "DegradationResult",
     "compare_model_versions",
-    "comparison_frame",
     "detect_performance_degradation",
     "get_model_performance_history",
     "get_registry_overview",
+    "read_compared",
+    "read_versions",
 ]
 
-KEY_METRICS = ("average_precision", "roc_auc", "fraud_precision", "fraud_recall", "fraud_f1")
 TRAINING_SOURCE = "training"
 HISTORY_COLUMNS = ["version", "run_id", "source", "metric", "step", "timestamp", "value"]
 
@@ -85,13 +92,68 @@ class DegradationResult:
         return out
 
 
-def _model_type(mv: ModelVersion, params: dict[str, str]) -> str | None:
-    tags = mv.tags or {}
-    return tags.get(MODEL_TYPE_TAG) or params.get("model_type") or tags.get(MODEL_CLASS_TAG)
+def _record(client: MlflowClient, mv: ModelVersion, aliases: Iterable[str]) -> VersionRecord:
+    """``mv`` as a :class:`~fraudkit.tracking.versions.VersionRecord`, source run read."""
+    run = find_run(client, mv.run_id)
+    source = SourceRun(dict(run.data.metrics), dict(run.data.params)) if run else None
+    return VersionRecord(
+        model=mv.name,
+        version=int(mv.version),
+        created=mv.creation_timestamp,
+        status=mv.status,
+        run_id=mv.run_id,
+        aliases=tuple(sorted(aliases)),
+        tags=dict(mv.tags or {}),
+        run=source,
+    )
 
 
-def _created(mv: ModelVersion) -> pd.Timestamp:
-    return pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC")
+def read_versions(client: MlflowClient) -> list[VersionRecord]:
+    """Return every version of every registered model, with its aliases and source run.
+
+    The MLflow client's reader of :func:`~fraudkit.tracking.versions.registry_rows`; the
+    dashboard's SQL fast path reads the same records from MLflow's tables.
+    """
+    records = []
+    for model in paged(client.search_registered_models):
+        # search_model_versions leaves ModelVersion.aliases empty; the model knows them.
+        aliases: dict[str, list[str]] = {}
+        for alias, holder in (model.aliases or {}).items():
+            aliases.setdefault(str(holder), []).append(alias)
+        for mv in list_versions(client, model.name):
+            records.append(_record(client, mv, aliases.get(str(mv.version), [])))
+    return records
+
+
+def read_compared(
+    client: MlflowClient,
+    model_name: str,
+    stages: Sequence[str] | None = None,
+    versions: Sequence[str | int] | None = None,
+) -> list[tuple[str, VersionRecord]]:
+    """Return the versions to compare, labelled, with their source runs.
+
+    The MLflow client's reader of :func:`~fraudkit.tracking.versions.comparison_rows`;
+    parameters as for :func:`compare_model_versions`. Labels are the alias
+    (``production``) or ``v<N>`` for explicit ``versions``.
+
+    Raises
+    ------
+    RegistryError
+        Unknown model or version, an empty ``versions``, or a stage whose alias is not set.
+    """
+    if versions is not None:
+        if not versions:
+            raise RegistryError("versions= is empty; name at least one version to compare")
+        found = [get_version(client, model_name, v) for v in versions]
+        chosen = [(f"v{mv.version}", mv) for mv in found]
+    else:
+        chosen = [
+            (stage_to_alias(stage), require_alias_holder(client, model_name, stage))
+            for stage in stages or DEFAULT_STAGES
+        ]
+    # get_model_version fills in the aliases a version holds (a search would not).
+    return [(label, _record(client, mv, mv.aliases)) for label, mv in chosen]
 
 
 def compare_model_versions(
@@ -120,65 +182,14 @@ def compare_model_versions(
         one column per metric logged on the version's source run and ``param.<name>`` per
         param. With exactly two versions a final row ``difference`` holds second minus
         first for every metric (with the default stages: staging minus production).
+        Built by :func:`~fraudkit.tracking.versions.comparison_rows`.
 
     Raises
     ------
     RegistryError
         Unknown model or version, an empty ``versions``, or a stage whose alias is not set.
     """
-    if versions is not None:
-        if not versions:
-            raise RegistryError("versions= is empty; name at least one version to compare")
-        found = [get_version(client, model_name, v) for v in versions]
-        chosen = [(f"v{mv.version}", mv) for mv in found]
-    else:
-        chosen = [
-            (stage_to_alias(stage), require_alias_holder(client, model_name, stage))
-            for stage in stages or ["Production", "Staging"]
-        ]
-    rows, metric_names, param_names = [], set(), set()
-    for label, mv in chosen:
-        run = find_run(client, mv.run_id)
-        metrics = dict(run.data.metrics) if run else {}
-        params = {f"param.{k}": v for k, v in (run.data.params if run else {}).items()}
-        metric_names |= set(metrics)
-        param_names |= set(params)
-        rows.append(
-            {
-                "label": label,
-                "alias": ",".join(sorted(mv.aliases)),
-                "version": int(mv.version),
-                "run_id": mv.run_id,
-                "created": _created(mv),
-                "model_type": _model_type(mv, run.data.params if run else {}),
-                **metrics,
-                **params,
-            }
-        )
-    return comparison_frame(rows, metric_names, param_names)
-
-
-def comparison_frame(
-    rows: Sequence[dict[str, Any]], metric_names: Iterable[str], param_names: Iterable[str]
-) -> pd.DataFrame:
-    """Build the frame of :func:`compare_model_versions` from one dict per version.
-
-    Each row holds ``label``, ``alias``, ``version``, ``run_id``, ``created``,
-    ``model_type``, its metrics and its ``param.*`` values; with exactly two rows a final
-    row ``difference`` holds second minus first for every metric. The dashboard's SQL fast
-    path builds the same frame from its own rows.
-    """
-    metrics, params = sorted(metric_names), sorted(param_names)
-    fixed = ["alias", "version", "run_id", "created", "model_type"]
-    frame = pd.DataFrame(list(rows)).set_index("label")
-    frame = frame[fixed + metrics + params]
-    if len(frame) == 2:
-        numbers = frame[metrics].astype(float)
-        diff = (numbers.iloc[1] - numbers.iloc[0]).to_frame("difference").T
-        frame = pd.concat([frame, diff])
-        frame.index.name = "label"
-    frame["version"] = frame["version"].astype("Int64")
-    return frame
+    return comparison_frame(read_compared(client, model_name, stages, versions))
 
 
 def _linked_runs(client: MlflowClient, model_name: str) -> Iterator[Run]:
@@ -347,29 +358,7 @@ def get_registry_overview(client: MlflowClient) -> pd.DataFrame:
         Columns model, version (int), aliases (comma-joined), created (UTC), status,
         run_id, model_type and the key metrics (average_precision, roc_auc,
         fraud_precision, fraud_recall, fraud_f1) as logged on the version's source run;
-        sorted by model and version. A model without versions is left out.
+        sorted by model and version. A model without versions is left out. Built by
+        :func:`~fraudkit.tracking.versions.registry_rows`.
     """
-    rows = []
-    for model in paged(client.search_registered_models):
-        # search_model_versions leaves ModelVersion.aliases empty; the model knows them.
-        aliases: dict[str, list[str]] = {}
-        for alias, holder in (model.aliases or {}).items():
-            aliases.setdefault(str(holder), []).append(alias)
-        for mv in list_versions(client, model.name):
-            run = find_run(client, mv.run_id)
-            metrics = run.data.metrics if run else {}
-            rows.append(
-                {
-                    "model": model.name,
-                    "version": int(mv.version),
-                    "aliases": ",".join(sorted(aliases.get(str(mv.version), []))),
-                    "created": _created(mv),
-                    "status": mv.status,
-                    "run_id": mv.run_id,
-                    "model_type": _model_type(mv, run.data.params if run else {}),
-                    **{k: metrics.get(k) for k in KEY_METRICS},
-                }
-            )
-    columns = ["model", "version", "aliases", "created", "status", "run_id", "model_type"]
-    frame = pd.DataFrame(rows, columns=[*columns, *KEY_METRICS])
-    return frame.sort_values(["model", "version"], ignore_index=True)
+    return registry_frame(read_versions(client))

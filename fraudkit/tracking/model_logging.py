@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
-from mlflow.sklearn import log_model as log_sklearn_model
 
 from fraudkit.core import config
 from fraudkit.core.config import DEFAULT_MODEL_NAME
@@ -44,14 +44,9 @@ from fraudkit.core.tags import (
     data_fingerprint_tag,
 )
 from fraudkit.tracking.batch_logging import log_metrics
-from fraudkit.tracking.registry import (
-    discard_version,
-    foreign_types,
-    get_version_by_alias,
-    load_model,
-    move_alias,
-)
-from fraudkit.tracking.store import open_client, quote, run_metrics, store_error
+from fraudkit.tracking.model_packaging import check_classifier, log_classifier
+from fraudkit.tracking.registry import discard_version, get_version_by_alias, load_model, move_alias
+from fraudkit.tracking.store import open_client, run_metrics, store_error
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,6 +56,7 @@ if TYPE_CHECKING:
     from mlflow.data.pandas_dataset import PandasDataset
     from mlflow.entities import Dataset as DatasetEntity
     from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models.model import ModelInfo
     from numpy.typing import ArrayLike
 
     from fraudkit.tracking.manager import MlflowManager
@@ -88,55 +84,6 @@ SCHEMA_SAMPLE_ROWS = 1_000
 REFERENCE_FRAME = "reference"
 REFERENCE_SCORES = "reference_scores"
 SCORE_COLUMN = "score"
-
-
-def _pip_requirements() -> list[str]:
-    # Explicit pins skip MLflow's requirement inference, which costs ~10 s per model.
-    from importlib.metadata import version
-
-    return [
-        f"{dist}=={version(dist)}" for dist in ("scikit-learn", "skops", "numpy", "pandas", "scipy")
-    ]
-
-
-def _skops_trusted_types(model: Any) -> list[str]:
-    """The types skops must trust to load ``model``; TrackingError for a model not to log."""
-    import skops.io
-    from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import check_is_fitted
-
-    try:
-        check_is_fitted(model)
-    except (NotFittedError, TypeError) as exc:
-        raise TrackingError(
-            f"model of type {type(model).__name__} is not a fitted scikit-learn estimator "
-            f"({exc}); fit it (fraudkit.science.models.train_model) before logging it"
-        ) from None
-    found = list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
-    foreign = foreign_types(found)
-    if foreign:
-        raise TrackingError(
-            f"refusing to log a model holding {', '.join(foreign)}: only scikit-learn, numpy "
-            "and scipy types are trusted when it is loaded; build it from scikit-learn parts "
-            "(fraudkit.science.models.build_model)"
-        )
-    return found
-
-
-def _feature_signature(model: Any, input_example: Any) -> Any:
-    from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types import ColSpec, Schema
-
-    if input_example is not None:
-        return infer_signature(input_example, model.predict_proba(input_example))
-    names = getattr(model, "feature_names_in_", None)
-    if names is None:
-        raise TrackingError(
-            "cannot infer a model signature: pass input_example= (a few feature rows) or "
-            "signature= to log_model_with_metadata"
-        )
-    columns: list[Any] = [ColSpec("double", str(n)) for n in names if str(n) != "Class"]
-    return ModelSignature(inputs=Schema(columns))
 
 
 def _dataset_record(df: pd.DataFrame, name: str) -> PandasDataset:
@@ -254,51 +201,117 @@ def log_model_with_metadata(
             f"evaluation_dataset is a {type(evaluation_dataset).__name__}; pass the "
             "labelled transactions (a pandas DataFrame) the metrics were measured on"
         )
-    if not hasattr(model, "predict_proba"):
-        raise TrackingError(
-            f"model of type {type(model).__name__} has no predict_proba; log a fitted "
-            "scikit-learn classifier"
-        )
-    if not isinstance(model_name, str) or not model_name.strip():
-        raise RegistryError("model_name must be a non-empty string")
-    quote(model_name)  # a name MLflow cannot search could never be read back
-    trusted = _skops_trusted_types(model)
+    trusted = check_classifier(model, model_name)
     if input_example is not None and hasattr(input_example, "head"):
         input_example = input_example.head(5)
+    with _model_run(manager, model_name) as run_id:
+        evaluation = _log_run_inputs(
+            manager,
+            run_id,
+            metrics=metrics,
+            params=params,
+            artifacts=artifacts,
+            evaluation_dataset=evaluation_dataset,
+            evaluation_dataset_name=evaluation_dataset_name,
+        )
+        info = log_classifier(
+            model,
+            model_name,
+            input_example=input_example,
+            signature=signature,
+            trusted_types=trusted,
+        )
+        return _complete_version(
+            manager,
+            model,
+            model_name,
+            info,
+            run_id=run_id,
+            metrics=metrics,
+            params=params,
+            evaluation=evaluation,
+            alias=alias,
+            reason=reason,
+        )
+
+
+@contextmanager
+def _model_run(manager: MlflowManager, model_name: str) -> Iterator[str]:
+    """Yield the id of the run to log ``model_name`` to, started for the call if none is active.
+
+    A run started here ends FINISHED, or FAILED when the block raises; MLflow's errors come
+    out as the kit's (:func:`fraudkit.tracking.store.store_error`).
+    """
     own_run = mlflow.active_run() is None
     if own_run:
         manager.start_training_run(model_name)
     manager.activate()
-    version = None
     try:
-        run_id = manager.active_run_id()
-        if params:
-            manager.log_params(params)
-        evaluation = None
-        if evaluation_dataset is not None:
-            evaluation = log_dataset(
-                manager,
-                evaluation_dataset,
-                name=evaluation_dataset_name,
-                context="evaluation",
-                run_id=run_id,
-            )
-        elif metrics:
-            manager.log_metrics(metrics)
-        if artifacts:
-            manager.log_artifacts(artifacts)
-        info = log_sklearn_model(
-            sk_model=model,
-            name="model",
-            pip_requirements=_pip_requirements(),
-            signature=signature or _feature_signature(model, input_example),
-            input_example=cast(Any, input_example),  # None is allowed, whatever the hint
-            pyfunc_predict_fn="predict_proba",
-            serialization_format="skops",
-            skops_trusted_types=trusted,
-            registered_model_name=model_name,
+        yield manager.active_run_id()
+    except BaseException as exc:
+        if own_run:
+            mlflow.end_run("FAILED")
+        if isinstance(exc, FraudkitError | KeyboardInterrupt):
+            raise
+        if isinstance(exc, MlflowException):
+            raise store_error(
+                exc, manager.tracking_uri, what=f"logging model {model_name!r}"
+            ) from exc
+        raise
+    if own_run:
+        mlflow.end_run("FINISHED")
+
+
+def _log_run_inputs(
+    manager: MlflowManager,
+    run_id: str,
+    *,
+    metrics: Mapping[str, Any] | None,
+    params: Mapping[str, Any] | None,
+    artifacts: Mapping[str, Any] | None,
+    evaluation_dataset: pd.DataFrame | None,
+    evaluation_dataset_name: str,
+) -> Dataset | None:
+    """Log what the run holds before the model; return the evaluation dataset's record.
+
+    Metrics measured on an evaluation dataset wait for the model (see
+    :func:`_complete_version`); the others are logged here, and MLflow links them to the
+    model it logs next.
+    """
+    if params:
+        manager.log_params(params)
+    evaluation = None
+    if evaluation_dataset is not None:
+        evaluation = log_dataset(
+            manager,
+            evaluation_dataset,
+            name=evaluation_dataset_name,
+            context="evaluation",
+            run_id=run_id,
         )
-        version = str(info.registered_model_version)
+    elif metrics:
+        manager.log_metrics(metrics)
+    if artifacts:
+        manager.log_artifacts(artifacts)
+    return evaluation
+
+
+def _complete_version(
+    manager: MlflowManager,
+    model: Any,
+    model_name: str,
+    info: ModelInfo,
+    *,
+    run_id: str,
+    metrics: Mapping[str, Any] | None,
+    params: Mapping[str, Any] | None,
+    evaluation: Dataset | None,
+    alias: str | None,
+    reason: str | None,
+) -> ModelVersion:
+    """Link the metrics, tag the new version and move the alias; on failure discard it."""
+    version = str(info.registered_model_version)
+    try:
         version_tags = {
             SOURCE_RUN_TAG: run_id,
             MODEL_ID_TAG: info.model_id,
@@ -323,22 +336,11 @@ def log_model_with_metadata(
                 version,
                 reason=reason or "log_model_with_metadata",
             )
-        result = manager.client.get_model_version(model_name, version)
-    except BaseException as exc:
-        if version is not None:
-            discard_version(manager.client, model_name, version)
-        if own_run:
-            mlflow.end_run("FAILED")
-        if isinstance(exc, FraudkitError | KeyboardInterrupt):
-            raise
-        if isinstance(exc, MlflowException):
-            raise store_error(
-                exc, manager.tracking_uri, what=f"logging model {model_name!r}"
-            ) from exc
+        return manager.client.get_model_version(model_name, version)
+    except BaseException:
+        # No version is left behind by a failed call; the caller ends its run.
+        discard_version(manager.client, model_name, version)
         raise
-    if own_run:
-        mlflow.end_run("FINISHED")
-    return result
 
 
 # -- datasets and frames ---------------------------------------------------------------

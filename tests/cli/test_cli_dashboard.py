@@ -18,7 +18,7 @@ from support.dashboard_store import Store, sqlite_only
 from fraudkit.cli import cli
 from fraudkit.cli import dashboard as dashboard_cli
 from fraudkit.core.config import DEFAULT_MODEL_NAME
-from fraudkit.dashboard.answers import MODEL_COLUMNS, REGISTRY_COLUMNS
+from fraudkit.dashboard.records import MODEL_COLUMNS, REGISTRY_COLUMNS
 
 # The populated store of the dashboard tests (built once per module, copied per test).
 populated_sqlite = dashboard_store.populated_sqlite

@@ -18,7 +18,7 @@ from support import dashboard_store
 from support.dashboard_store import Store, sqlite_only
 
 from fraudkit.core.config import DEFAULT_MODEL_NAME
-from fraudkit.dashboard.answers import REGISTRY_COLUMNS
+from fraudkit.dashboard.records import REGISTRY_COLUMNS
 
 populated_sqlite = dashboard_store.populated_sqlite
 store = dashboard_store.store

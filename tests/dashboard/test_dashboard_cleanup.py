@@ -128,12 +128,42 @@ def test_cleanup_fast_path_deletes_the_api_set(store, tmp_path):
 
 
 @sqlite_only
-def test_cleanup_skips_runs_that_started_running_after_the_plan(store):
+@pytest.mark.parametrize(("fast", "method"), [(True, "sql"), (False, "api")])
+def test_cleanup_skips_runs_that_started_running_after_the_plan(store, fast, method):
     plan = dashboard.plan_cleanup("training", keep_last_n=1)
     store.manager.client.update_run(plan.to_delete[0], "RUNNING")
-    result = dashboard.execute_cleanup(plan)
-    assert result.deleted == plan.to_delete[1:]
+    result = dashboard.execute_cleanup(plan, fast=fast)
+    assert result.method == method
+    assert result.deleted == plan.to_delete[1:] and result.skipped == plan.to_delete[:1]
     assert store.manager.client.get_run(plan.to_delete[0]).info.lifecycle_stage == "active"
+
+
+@sqlite_only
+@pytest.mark.parametrize(("fast", "method"), [(True, "sql"), (False, "api")])
+def test_cleanup_spares_a_run_registered_after_the_plan(store, fast, method):
+    client = store.manager.client
+    plan = dashboard.plan_cleanup("training", keep_last_n=1)
+    assert plan.to_delete == (store.training[2], store.training[3])
+    late = plan.to_delete[0]
+    source = f"{client.get_run(late).info.artifact_uri}/model"
+    client.create_model_version(DEFAULT_MODEL_NAME, source, run_id=late)
+    # A version deleted since (MLflow keeps its row) protects nothing.
+    gone = client.create_model_version(DEFAULT_MODEL_NAME, source, run_id=plan.to_delete[1])
+    client.delete_model_version(DEFAULT_MODEL_NAME, gone.version)
+    done = []
+    result = dashboard.execute_cleanup(plan, fast=fast, progress=done.append)
+    assert result.method == method and sum(done) == 2
+    assert result.deleted == plan.to_delete[1:] and result.skipped == (late,)
+    assert _lifecycle(client, list(plan.to_delete)) == {
+        late: "active",
+        plan.to_delete[1]: "deleted",
+    }
+    summary = result.to_dict()
+    assert (summary["skipped"], summary["skipped_count"], summary["deleted_count"]) == (
+        [late],
+        1,
+        1,
+    )
 
 
 @sqlite_only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 import time
@@ -17,7 +18,7 @@ from support.dashboard_store import DAY_MS, log_run, sqlite_only
 from fraudkit import dashboard
 from fraudkit.core.config import DEFAULT_MODEL_NAME
 from fraudkit.core.exceptions import RegistryError
-from fraudkit.dashboard import answers, fastpath, fastregistry
+from fraudkit.dashboard import fastpath, fastregistry, records
 from fraudkit.tracking.history import KEY_METRICS
 
 populated_sqlite = dashboard_store.populated_sqlite
@@ -55,7 +56,7 @@ def test_fast_path_gives_the_api_answers(store):
         pd.testing.assert_frame_equal(
             dashboard.runs_frame(kind), dashboard.runs_frame(kind, fast=False)
         )
-    assert answers.fast_registry() is not None  # the fast path did answer
+    assert records.fast_registry() is not None  # the fast path did answer
     _assert_registry_answers_agree()
 
 
@@ -108,18 +109,18 @@ def test_fast_summary_breaks_ties_as_the_api_does(store):
 
 
 def test_registry_metrics_are_the_history_key_metrics():
-    assert answers.REGISTRY_METRICS == KEY_METRICS
+    assert records.REGISTRY_METRICS == KEY_METRICS
 
 
 @sqlite_only
 def test_missing_model_version_or_alias_falls_back_to_the_api_errors(store):
     # The fast path answers only what exists; the public API raises the error that says so.
-    assert answers.fast_comparison("no_such_model") is None
-    assert answers.fast_comparison(DEFAULT_MODEL_NAME, versions=[1, 9]) is None
-    assert answers.fast_comparison(DEFAULT_MODEL_NAME, versions=[]) is None
-    assert answers.fast_comparison(DEFAULT_MODEL_NAME, stages=["Production"]) is not None
+    assert records.fast_comparison("no_such_model") is None
+    assert records.fast_comparison(DEFAULT_MODEL_NAME, versions=[1, 9]) is None
+    assert records.fast_comparison(DEFAULT_MODEL_NAME, versions=[]) is None
+    assert records.fast_comparison(DEFAULT_MODEL_NAME, stages=["Production"]) is not None
     store.manager.client.delete_registered_model_alias(DEFAULT_MODEL_NAME, "staging")
-    assert answers.fast_comparison(DEFAULT_MODEL_NAME) is None
+    assert records.fast_comparison(DEFAULT_MODEL_NAME) is None
     with pytest.raises(RegistryError, match="no 'staging' alias"):
         dashboard.compare_records()
 
@@ -130,7 +131,7 @@ def test_a_store_with_prompts_is_left_to_the_api(store):
     client.register_prompt("a_prompt", "Is {{transaction}} fraud?")
     with fastpath.connect(_uri(store), True) as sql, sql.session() as query:
         assert fastregistry.read_registry(query) is None
-    assert answers.fast_registry() is None
+    assert records.fast_registry() is None
     models = dashboard.summarise().models
     assert list(models["model"]) == [DEFAULT_MODEL_NAME]  # MLflow leaves prompts out
     assert [r["model"] for r in dashboard.registry_records()] == [DEFAULT_MODEL_NAME] * 2
@@ -169,29 +170,65 @@ def test_fast_path_handles_nan_metrics_and_names_from_tags(store):
     )
 
 
+def _stamp(db: Path, revision: str) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    conn.close()
+
+
 @sqlite_only
-def test_fast_path_needs_the_installed_schema_revision(store, tmp_path):
+def test_fast_path_needs_a_tested_schema_revision(store, tmp_path):
     from alembic.script import ScriptDirectory
     from mlflow.store import db_migrations
-    from sqlalchemy import create_engine, text
 
-    head = ScriptDirectory(str(Path(db_migrations.__file__).parent)).get_current_head()
+    scripts = ScriptDirectory(str(Path(db_migrations.__file__).parent))
+    head = scripts.get_current_head()
     assert fastpath.schema_head() == head
+    # The installed MLflow's schema is one the tests exercise, so they test the fast path.
+    assert head in fastpath.TESTED_REVISIONS
     copy = tmp_path / "old.db"
     shutil.copy(store.manager.tracking_uri[len("sqlite:///") :], copy)
     with fastpath.connect(f"sqlite:///{copy}", True) as sql:
         assert sql is not None and sql.dialect == "sqlite"
-    engine = create_engine(f"sqlite:///{copy}")
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = 'elsewhere'"))
-    engine.dispose()
-    assert fastpath.open_store(f"sqlite:///{copy}") is None
+    for revision in ("elsewhere", scripts.get_revision(head).down_revision):
+        _stamp(copy, revision)
+        assert fastpath.open_store(f"sqlite:///{copy}") is None
     assert fastpath.open_store(f"sqlite:///{tmp_path / 'missing.db'}") is None
     assert not (tmp_path / "missing.db").exists()
     (tmp_path / "junk.db").write_text("not a database")
     assert fastpath.open_store(f"sqlite:///{tmp_path / 'junk.db'}") is None
     with fastpath.connect(_uri(store), fast=False) as sql:
         assert sql is None
+
+
+def _answers() -> list[object]:
+    """The dashboard's answers by whichever path applies."""
+    return [
+        dashboard.summarise().to_dict(),
+        dashboard.registry_records(),
+        dashboard.compare_records(),
+        dashboard.to_records(dashboard.runs_frame("training")),  # NaN as None: comparable
+        dashboard.plan_cleanup("training", keep_last_n=1).to_dict(),
+    ]
+
+
+@sqlite_only
+def test_an_untested_revision_uses_the_api_and_says_so_once(store, monkeypatch, caplog):
+    assert records.fast_registry() is not None
+    fast = _answers()
+    # As after an MLflow upgrade whose migration the fast path has not been tested on.
+    monkeypatch.setattr(fastpath, "TESTED_REVISIONS", ())
+    monkeypatch.setattr(fastpath, "_untested_logged", set())
+    caplog.set_level(logging.DEBUG, logger=fastpath.__name__)
+    assert records.fast_registry() is None
+    fallback = _answers()
+    assert fallback == fast
+    plan = dashboard.plan_cleanup("training", keep_last_n=1)
+    assert dashboard.execute_cleanup(plan).method == "api"
+    said = [r for r in caplog.records if r.name == fastpath.__name__]
+    assert len(said) == 1 and said[0].levelno == logging.DEBUG
+    message = said[0].getMessage()
+    assert fastpath.schema_head() in message and "client API" in message
 
 
 @sqlite_only

@@ -17,7 +17,8 @@ from fraudkit.core.exceptions import (
     RegistryError,
     TrackingError,
 )
-from fraudkit.dashboard import fastpath
+from fraudkit.dashboard import fastpath, records
+from fraudkit.tracking.history import read_compared, read_versions
 
 populated_sqlite = dashboard_store.populated_sqlite
 store = dashboard_store.store
@@ -79,6 +80,37 @@ def test_registry_and_compare(store):
         dashboard.compare_versions()
     with pytest.raises(RegistryError, match="not found"):
         dashboard.compare_versions("no_such_model")
+
+
+@sqlite_only
+def test_fast_path_and_client_read_equal_version_records(store):
+    # One function builds each answer from VersionRecords, so equal records are all the
+    # two paths must agree on. Add a version without a source run, tagged and aliased,
+    # and a second model backed by an existing run.
+    client = store.manager.client
+    artifacts = client.get_run(store.staging).info.artifact_uri
+    third = client.create_model_version(DEFAULT_MODEL_NAME, f"{artifacts}/m3")
+    client.set_model_version_tag(DEFAULT_MODEL_NAME, third.version, "fraudkit.model_type", "lr")
+    client.set_registered_model_alias(DEFAULT_MODEL_NAME, "challenger", third.version)
+    client.create_registered_model("another_model")
+    client.create_model_version("another_model", f"{artifacts}/m4", run_id=store.backing)
+
+    fast = records.fast_registry(store.manager)
+    assert fast is not None  # the fast path did answer
+    assert fast == read_versions(client)
+    assert [(r.model, r.version) for r in fast] == [
+        ("another_model", 1),
+        (DEFAULT_MODEL_NAME, 1),
+        (DEFAULT_MODEL_NAME, 2),
+        (DEFAULT_MODEL_NAME, 3),
+    ]
+    assert fast[-1].run is None and fast[-1].aliases == ("challenger",)
+    for versions in (None, [2, 1], ["1"], [3, 2]):
+        chosen = records.fast_comparison(
+            DEFAULT_MODEL_NAME, versions=versions, manager=store.manager
+        )
+        assert chosen is not None
+        assert chosen == read_compared(client, DEFAULT_MODEL_NAME, versions=versions)
 
 
 @sqlite_only

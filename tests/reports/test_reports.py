@@ -215,7 +215,9 @@ def _row(page: str, text: str) -> tuple[list[str], list[str]]:
     return found[0]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "server"], indirect=True)
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("server", marks=pytest.mark.server)], indirect=True
+)
 def test_report_index_lists_sweeps_with_point_counts_and_the_report(backend, fraudkit_home):
     from fraudkit.reports.sweep_page import sweep_report_path
 
@@ -610,6 +612,7 @@ def test_nested_runs_name_their_parent(backend, fraudkit_home):
     assert ("model_type", "model type", "", False) in _story().sections[1].columns  # words
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("backend", ["server"], indirect=True)
 def test_a_server_store_links_runs_to_the_machine_learning_view(backend, fraudkit_home):
     run_id = _run("training", "training-remote", T0, report=True)

@@ -28,6 +28,13 @@ from fraudkit.science.models import predict_scores, train_model
 from fraudkit.science.simulate import TransactionSimulator
 from fraudkit.tracking import registry, store
 from fraudkit.tracking.history import HISTORY_COLUMNS
+from fraudkit.tracking.versions import (
+    SourceRun,
+    VersionRecord,
+    comparison_frame,
+    comparison_rows,
+    registry_rows,
+)
 
 NAME = "fraud_lifecycle"
 
@@ -396,6 +403,29 @@ def test_compare_model_versions(manager):
     assert by_stage.loc["difference", "average_precision"] == pytest.approx(0.05)
     with pytest.raises(RegistryError, match="versions= is empty"):
         manager.compare_model_versions(NAME, versions=[])
+
+
+def test_one_builder_per_answer_from_version_records():
+    # No store: the rows both paths' answers come from, built from records alone.
+    lr = VersionRecord(NAME, 1, 0, "READY", "r1", ("production",), {}, None)
+    lr = lr._replace(run=SourceRun({"average_precision": 0.8}, {"model_type": "lr"}))
+    bare = VersionRecord(NAME, 2, 1000, "READY", None, (), {"fraudkit.model_type": "hgb"}, None)
+    other = VersionRecord("another", 1, None, "READY", None, ("staging", "champion"), {}, None)
+    rows = registry_rows([bare, lr, other])
+    assert [(r["model"], r["version"]) for r in rows] == [("another", 1), (NAME, 1), (NAME, 2)]
+    assert rows[0]["aliases"] == "champion,staging" and rows[0]["roc_auc"] is None
+    assert [r["model_type"] for r in rows] == [None, "lr", "hgb"]
+
+    found = comparison_rows([("v1", lr), ("v2", bare)])
+    fixed = ["label", "alias", "version", "run_id", "created", "model_type"]
+    assert found.columns == [*fixed, "average_precision", "param.model_type"]
+    assert found.rows[-1]["label"] == "difference"
+    assert math.isnan(found.rows[-1]["average_precision"])  # v2 has no run
+    frame = comparison_frame([("v1", lr), ("v2", bare)])
+    assert frame.index.tolist() == ["v1", "v2", "difference"]
+    assert str(frame["version"].dtype) == "Int64"
+    assert frame.loc["v2", "created"] == pd.Timestamp(1000, unit="ms", tz="UTC")
+    assert len(comparison_rows([("v1", lr)]).rows) == 1  # no difference without a pair
 
 
 def test_history_covers_versions_and_monitoring_steps(manager):

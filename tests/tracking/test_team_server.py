@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
-from support.servers import MlflowServer, postgres_cluster
+from support.servers import MlflowServer
 from support.workers import WorkerPool
 
 from fraudkit import mlflow_manager
@@ -23,16 +22,6 @@ from fraudkit.tracking.store import paged
 NOTEBOOK_PARAMETERS = {"n_transactions": 20_000, "fraud_rate": 0.01}
 MODEL = "credit_card_fraud_detector"
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def team_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """PostgreSQL backend store + MLflow server with proxied artifacts, torn down after."""
-    with (
-        postgres_cluster() as database,
-        MlflowServer(database, tmp_path_factory.mktemp("team-server"), workers=2) as server,
-    ):
-        yield server
 
 
 @pytest.fixture
