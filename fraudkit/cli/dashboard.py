@@ -317,6 +317,11 @@ def dashboard_cleanup(
         f"{done} {len(result.deleted)} runs in {plan.experiment_type!r}; kept "
         f"{len(plan.kept)}, protected {len(plan.protected)}."
     )
+    if result.skipped:
+        click.echo(
+            f"Left {len(result.skipped)} runs alone that started again or came to back a "
+            f"model version since the plan: {', '.join(result.skipped)}."
+        )
     if result.logged_models_deleted:
         click.echo(f"Permanently deleted {len(result.logged_models_deleted)} logged models.")
     if result.artifacts_not_deleted:

@@ -95,11 +95,36 @@ def sweep_command(
     Then rebuilds reports/index.html (unless --json). Exit code 0 when every point
     finished, 1 otherwise (the failed points are named).
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from fraudkit.reports.index import build_report_index
-    from fraudkit.sweeps.run import SweepSpec, load_sweep_spec, run_sweep
+    from fraudkit.sweeps.run import run_sweep
+
+    chosen, spec = _chosen_sweep(notebook, sweep_file, resume)
+    display = _progress_display(hidden=quiet or as_json)
+    task = display.add_task(f"sweep {chosen or resume}", total=None)
+    with display:
+        result = run_sweep(
+            chosen,
+            grid={**spec.grid, **{name: values.split(",") for name, values in grid_pairs}},
+            cases=spec.cases,
+            parameters={**spec.parameters, **dict(pairs)},
+            workers=workers,
+            scheduler=scheduler,
+            retries=retries,
+            timeout=timeout,
+            resume=resume,
+            on_progress=lambda done, total: display.update(task, completed=done, total=total),
+        )
+    if as_json:
+        _echo_json(result)
+    else:
+        _echo_summary(result)
+        click.echo(f"Report index: {build_report_index()}")
+    return result.exit_code
+
+
+def _chosen_sweep(notebook: str | None, sweep_file: str | None, resume: str | None) -> tuple:
+    """The notebook to sweep (empty when resuming) and the sweep file's spec (or an empty one)."""
+    from fraudkit.sweeps.run import SweepSpec, load_sweep_spec
 
     spec = load_sweep_spec(sweep_file) if sweep_file else SweepSpec(notebook="")
     if notebook and spec.notebook and notebook != spec.notebook:
@@ -110,47 +135,32 @@ def sweep_command(
     chosen = notebook or spec.notebook
     if not chosen and not resume:
         raise click.UsageError("name the NOTEBOOK, or give it as notebook: in --sweep-file")
-    grid = {**spec.grid, **{name: values.split(",") for name, values in grid_pairs}}
-    parameters = {**spec.parameters, **dict(pairs)}
-    display = Progress(
+    return chosen, spec
+
+
+def _progress_display(*, hidden: bool) -> Any:
+    """A progress bar on stderr (a rich ``Progress``), disabled when ``hidden``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=Console(stderr=True),
-        disable=quiet or as_json,
+        disable=hidden,
     )
-    task = display.add_task(f"sweep {chosen or resume}", total=None)
-    with display:
-        result = run_sweep(
-            chosen,
-            grid=grid,
-            cases=spec.cases,
-            parameters=parameters,
-            workers=workers,
-            scheduler=scheduler,
-            retries=retries,
-            timeout=timeout,
-            resume=resume,
-            on_progress=lambda done, total: display.update(task, completed=done, total=total),
-        )
-    if as_json:
-        outcomes = [asdict(o) for o in result.outcomes]
-        click.echo(
-            json.dumps(
-                {
-                    "sweep_run_id": result.sweep_run_id,
-                    "notebook": result.notebook,
-                    "finished": result.finished,
-                    "interrupted": result.interrupted,
-                    "report": str(result.report) if result.report else None,
-                    "outcomes": outcomes,
-                },
-                indent=2,
-                default=str,
-            )
-        )
-    else:
-        _echo_summary(result)
-        click.echo(f"Report index: {build_report_index()}")
-    return result.exit_code
+
+
+def _echo_json(result: Any) -> None:
+    """Print the sweep's result as JSON."""
+    outcome = {
+        "sweep_run_id": result.sweep_run_id,
+        "notebook": result.notebook,
+        "finished": result.finished,
+        "interrupted": result.interrupted,
+        "report": str(result.report) if result.report else None,
+        "outcomes": [asdict(o) for o in result.outcomes],
+    }
+    click.echo(json.dumps(outcome, indent=2, default=str))

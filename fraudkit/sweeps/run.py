@@ -53,11 +53,19 @@ from fraudkit.sweeps.spec import (
     resumed_spec,
     spec_from_mapping,
 )
-from fraudkit.sweeps.worker import kill_running, run_point, sweep_children
+from fraudkit.sweeps.worker import (
+    ENV_SWEEP_RUN,
+    end_sweep_processes,
+    kill_running,
+    run_point,
+    sweep_children,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
+
+    from fraudkit.tracking.manager import MlflowManager
 
 __all__ = [
     "ENV_SCHEDULER",
@@ -169,6 +177,177 @@ def _close_in_background(cluster: contextlib.ExitStack) -> threading.Thread:
     return closing
 
 
+def _sweep_spec(
+    client: MlflowClient, given: SweepSpec, resume: str | None
+) -> tuple[SweepSpec, Run | None]:
+    """The sweep to run: ``given``, or the stored sweep ``resume`` names (and its run)."""
+    if resume:
+        stored, run = _stored_spec(client, resume)
+        return resumed_spec(stored, given, resume), run
+    notebook = ExperimentType.parse(given.notebook).value
+    return SweepSpec(notebook, given.grid, given.cases, given.parameters), None
+
+
+def _open_sweep_run(
+    store: MlflowManager,
+    spec: SweepSpec,
+    points: list[tuple[dict[str, Any], dict[str, Any]]],
+    run: Run | None,
+) -> Run:
+    """Create the sweep run with its tags, spec and params, or set a resumed one RUNNING."""
+    from mlflow.exceptions import MlflowException
+
+    from fraudkit.runner.parameters import notebook_path
+    from fraudkit.tracking.store import store_error
+
+    client = store.client
+    try:
+        if run is not None:
+            client.update_run(run.info.run_id, status="RUNNING")
+            return run
+        run = client.create_run(
+            store.experiment_id(spec.notebook),
+            run_name=store.run_name(spec.notebook, "sweep"),
+            tags={
+                **store.run_tags(spec.notebook, "sweep"),
+                SWEEP_EXPERIMENT_TAG: "true",
+                SWEEP_NOTEBOOK_TAG: spec.notebook,
+                SWEEP_POINTS_TAG: str(len(points)),
+                MLFLOW_SOURCE_NAME_TAG: notebook_path(spec.notebook).name,
+            },
+        )
+        client.log_dict(run.info.run_id, spec.to_dict(), SPEC_ARTIFACT)
+        shared = {k: v for k, v in points[0][1].items() if k in spec.parameters}
+        grid_params = {  # as the points run them: "1" from the command line is 1
+            f"grid.{k}": json.dumps(distinct(p[k] for p, _ in points), default=str)
+            for k in spec.grid
+        }
+        if spec.cases:
+            grid_params["cases"] = json.dumps(spec.cases, default=str)
+        store.log_params({**shared, **grid_params}, run_id=run.info.run_id)
+    except MlflowException as exc:
+        raise store_error(exc, store.tracking_uri, what="creating the sweep run") from exc
+    return run
+
+
+def _resumed_outcomes(
+    client: MlflowClient,
+    experiment_id: str,
+    sweep_run_id: str,
+    points: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> dict[int, PointOutcome]:
+    """End the runs an earlier session left RUNNING; the outcomes of its finished points."""
+    kill_running(
+        client,
+        sweep_children(client, experiment_id, sweep_run_id, status="RUNNING"),
+        "interrupted: the sweep stopped before the run ended",
+    )
+    outcomes: dict[int, PointOutcome] = {}
+    for child in sweep_children(client, experiment_id, sweep_run_id, status="FINISHED"):
+        index = int(child.data.tags.get(SWEEP_INDEX_TAG, -1))
+        if 0 <= index < len(points):
+            outcomes[index] = sweep_report.outcome_of_run(index, points[index][0], child)
+    return outcomes
+
+
+def _worker_environment(uri: str, sweep_run_id: str, *, local: bool) -> dict[str, str]:
+    """What a worker sets in its environment before it runs a point of the sweep."""
+    environment = {config.ENV_TRACKING_URI: uri}
+    if local:  # local workers share this machine's home; remote ones keep theirs
+        environment[config.ENV_HOME] = str(config.fraudkit_home())
+        environment[config.ENV_NOTEBOOKS_DIR] = str(config.notebooks_dir())
+        # Only the sweep's own cluster is marked: after Ctrl-C whatever carries the mark
+        # is killed, and a remote cluster's workers may well run on this machine too.
+        environment[ENV_SWEEP_RUN] = sweep_run_id
+    return environment
+
+
+def _run_on_cluster(
+    client: MlflowClient,
+    address: str | None,
+    workers: int | None,
+    spec: SweepSpec,
+    points: list[tuple[dict[str, Any], dict[str, Any]]],
+    pending: list[int],
+    outcomes: dict[int, PointOutcome],
+    **options: Any,
+) -> tuple[bool, threading.Thread | None]:
+    """Run the pending points on a cluster (:func:`run_points` takes ``options``).
+
+    Returns whether Ctrl-C stopped the sweep, and the thread closing the cluster when it
+    did not (join it). After Ctrl-C the sweep run is ended KILLED, then the cluster is
+    closed (its worker processes stopped) before this returns.
+    """
+    size = min(workers or os.cpu_count() or 1, len(pending))
+    cluster = contextlib.ExitStack()
+    try:
+        with cluster:
+            dask = cluster.enter_context(_dask_client(address, size))
+            if not run_points(
+                dask, spec, points, pending, outcomes, slots=None if address else size, **options
+            ):
+                # The workers take a second or two to stop: let them while the results
+                # are logged. After Ctrl-C, or on an exception, the cluster closes here,
+                # before the runs it held are marked KILLED.
+                return False, _close_in_background(cluster.pop_all())
+            # A cancelled task keeps running on its worker's thread until the worker stops;
+            # one still starting sees the sweep run ended and creates no run (run_point).
+            client.set_terminated(options["sweep_run_id"], "KILLED")
+    except KeyboardInterrupt:
+        pass
+    return True, None
+
+
+def _end_interrupted(
+    client: MlflowClient, experiment_id: str, sweep_run_id: str, *, local: bool
+) -> None:
+    """After Ctrl-C, with the cluster closed: end KILLED every run of the sweep still RUNNING.
+
+    With ``local`` (the sweep's own cluster) the processes its workers left first.
+    """
+    # The windows this closes: a point's run is set RUNNING by its worker (create_run) and
+    # again by the notebook's kernel (which resumes it with mlflow.start_run). A scan for
+    # RUNNING runs made while either may still act misses a run created or resumed after it:
+    # a force-cancelled task keeps running on its worker's thread until the worker is
+    # stopped, and a kernel, in a session of its own, outlives its stopped worker until it
+    # notices (about a second, more on a busy machine), resuming its run meanwhile. So the
+    # scan comes last, once nothing of the sweep is left to act: the workers are stopped
+    # (closing the cluster joins their processes), then every process still marked with the
+    # sweep run (the kernels) is killed and waited for. A process killed while creating or
+    # resuming a run has either committed it (found here) or not (on a tracking server, a
+    # request already sent is served within milliseconds, long before the scan).
+    # A remote cluster's workers cannot be stopped from here: a point they already run ends
+    # its run itself, and one still starting finds the sweep run KILLED and creates none
+    # (short of a start between its check and the scan).
+    if local:
+        end_sweep_processes(sweep_run_id)
+    kill_running(
+        client,
+        sweep_children(client, experiment_id, sweep_run_id, status="RUNNING"),
+        "interrupted: the sweep was cancelled (Ctrl-C)",
+    )
+
+
+def _record_results(
+    client: MlflowClient,
+    run: Run,
+    spec: SweepSpec,
+    outcomes: list[PointOutcome],
+    ended: Callable[[PointOutcome], None],
+    copied: set[int],
+) -> tuple[Any, Path | None, int]:
+    """Copy the reports not copied yet, log the table and the report; (table, report, finished)."""
+    for outcome in outcomes:
+        if outcome.index not in copied:  # resumed, interrupted or cancelled points
+            ended(outcome)
+    table = sweep_report.results_table(outcomes)
+    report = sweep_report.log_results(client, run, spec.notebook, table)
+    finished = sum(o.status == "FINISHED" for o in outcomes)
+    client.set_tag(run.info.run_id, SWEEP_FINISHED_TAG, str(finished))
+    client.set_tag(run.info.run_id, SWEEP_FAILED_TAG, str(len(outcomes) - finished))
+    return table, report, finished
+
+
 def run_sweep(
     notebook: str,
     *,
@@ -181,6 +360,7 @@ def run_sweep(
     timeout: float | None = None,
     resume: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    manager: MlflowManager | str | None = None,
 ) -> SweepResult:
     """Run ``notebook`` once per point of a grid, in parallel on Dask, under one sweep run.
 
@@ -209,6 +389,9 @@ def run_sweep(
         Id of an earlier sweep run: reuse it and run only its points that did not finish.
     on_progress : callable, optional
         Called with (points done, points in all) at the start and as each point ends.
+    manager : MlflowManager or str, optional
+        The tracking store (a manager or a tracking URI); default the shared manager. The
+        workers get its tracking URI.
 
     Returns
     -------
@@ -223,82 +406,28 @@ def run_sweep(
     ConfigurationError
         A bad grid, a remote scheduler with a SQLite store, an unknown sweep to resume.
     """
-    from mlflow.exceptions import MlflowException
+    from fraudkit.tracking.manager import resolve_manager
 
-    from fraudkit.runner.parameters import notebook_path
-    from fraudkit.tracking.manager import mlflow_manager
-    from fraudkit.tracking.store import store_error
-
-    manager = mlflow_manager
-    client = manager.client
-    uri = manager.tracking_uri
+    store = resolve_manager(manager)
+    client, uri = store.client, store.tracking_uri
     given = SweepSpec(
         notebook,
         {k: list(v) for k, v in (grid or {}).items()},
         [dict(c) for c in cases or []],
         dict(parameters or {}),
     )
-    run = None
-    if resume:
-        stored, run = _stored_spec(client, resume)
-        spec = resumed_spec(stored, given, resume)
-    else:
-        spec = SweepSpec(
-            ExperimentType.parse(notebook).value, given.grid, given.cases, given.parameters
-        )
+    spec, run = _sweep_spec(client, given, resume)
     points = _checked_points(spec)
     address = scheduler or os.environ.get(ENV_SCHEDULER) or None
     if address:
         _refuse_unreachable_store(uri, address)
-    source = notebook_path(spec.notebook)
-    experiment_id = manager.experiment_id(spec.notebook)
-    try:
-        if run is None:
-            run = client.create_run(
-                experiment_id,
-                run_name=manager.run_name(spec.notebook, "sweep"),
-                tags={
-                    **manager.run_tags(spec.notebook, "sweep"),
-                    SWEEP_EXPERIMENT_TAG: "true",
-                    SWEEP_NOTEBOOK_TAG: spec.notebook,
-                    SWEEP_POINTS_TAG: str(len(points)),
-                    MLFLOW_SOURCE_NAME_TAG: source.name,
-                },
-            )
-            client.log_dict(run.info.run_id, spec.to_dict(), SPEC_ARTIFACT)
-            shared = {k: v for k, v in points[0][1].items() if k in spec.parameters}
-            grid_params = {  # as the points run them: "1" from the command line is 1
-                f"grid.{k}": json.dumps(distinct(p[k] for p, _ in points), default=str)
-                for k in spec.grid
-            }
-            if spec.cases:
-                grid_params["cases"] = json.dumps(spec.cases, default=str)
-            manager.log_params({**shared, **grid_params}, run_id=run.info.run_id)
-        else:
-            client.update_run(run.info.run_id, status="RUNNING")
-    except MlflowException as exc:
-        raise store_error(exc, uri, what="creating the sweep run") from exc
+    experiment_id = store.experiment_id(spec.notebook)
+    run = _open_sweep_run(store, spec, points, run)
     sweep_run_id = run.info.run_id
-    outcomes: dict[int, PointOutcome] = {}
-    if resume:
-        kill_running(
-            client,
-            sweep_children(client, experiment_id, sweep_run_id, status="RUNNING"),
-            "interrupted: the sweep stopped before the run ended",
-        )
-        for child in sweep_children(client, experiment_id, sweep_run_id, status="FINISHED"):
-            index = int(child.data.tags.get(SWEEP_INDEX_TAG, -1))
-            if 0 <= index < len(points):
-                outcomes[index] = sweep_report.outcome_of_run(index, points[index][0], child)
+    outcomes = _resumed_outcomes(client, experiment_id, sweep_run_id, points) if resume else {}
     pending = [i for i in range(len(points)) if i not in outcomes]
-    environment = {config.ENV_TRACKING_URI: uri}
-    if not address:  # local workers share this machine's home; remote ones keep theirs
-        environment[config.ENV_HOME] = str(config.fraudkit_home())
-        environment[config.ENV_NOTEBOOKS_DIR] = str(config.notebooks_dir())
-    interrupted = False
     started = int(time.time() * 1000)
     progress = on_progress or (lambda done, total: None)
-    progress(len(outcomes), len(points))
     status = "FAILED"  # until the sweep gets through: its run must not stay RUNNING
     copied: set[int] = set()
 
@@ -307,43 +436,24 @@ def run_sweep(
         sweep_report.copy_run_reports(client, outcome.run_id)
         copied.add(outcome.index)
 
-    cluster = contextlib.ExitStack()
-    closing = None
+    interrupted, closing = False, None
     try:
         try:
+            progress(len(outcomes), len(points))
             if pending:
-                size = min(workers or os.cpu_count() or 1, len(pending))
-                with cluster:
-                    dask = cluster.enter_context(_dask_client(address, size))
-                    interrupted = run_points(
-                        dask, spec, points, pending, outcomes,
-                        sweep_run_id=sweep_run_id, environment=environment,
-                        retries=retries, timeout=timeout, progress=progress,
-                        ended=copy_reports, slots=None if address else size,
-                    )  # fmt: skip
-                    if not interrupted:
-                        # The workers take a second or two to stop: let them while the
-                        # results are logged. After Ctrl-C, or on an exception, the cluster
-                        # closes here, before the runs it held are marked KILLED.
-                        closing = _close_in_background(cluster.pop_all())
+                interrupted, closing = _run_on_cluster(
+                    client, address, workers, spec, points, pending, outcomes,
+                    sweep_run_id=sweep_run_id, retries=retries, timeout=timeout, tracking_uri=uri,
+                    environment=_worker_environment(uri, sweep_run_id, local=not address),
+                    progress=progress, ended=copy_reports,
+                )  # fmt: skip
         except KeyboardInterrupt:
             interrupted = True
         if interrupted:
-            kill_running(
-                client,
-                sweep_children(client, experiment_id, sweep_run_id, status="RUNNING"),
-                "interrupted: the sweep was cancelled (Ctrl-C)",
-            )
+            _end_interrupted(client, experiment_id, sweep_run_id, local=not address)
         _fill_missing_outcomes(client, experiment_id, sweep_run_id, points, outcomes, started)
         ordered = [outcomes[i] for i in range(len(points))]
-        for outcome in ordered:
-            if outcome.index not in copied:  # resumed, interrupted or cancelled points
-                copy_reports(outcome)
-        table = sweep_report.results_table(ordered)
-        report = sweep_report.log_results(client, run, spec.notebook, table)
-        finished = sum(o.status == "FINISHED" for o in ordered)
-        client.set_tag(sweep_run_id, SWEEP_FINISHED_TAG, str(finished))
-        client.set_tag(sweep_run_id, SWEEP_FAILED_TAG, str(len(ordered) - finished))
+        table, report, finished = _record_results(client, run, spec, ordered, copy_reports, copied)
         status = "KILLED" if interrupted else "FINISHED" if finished == len(ordered) else "FAILED"
     finally:
         if closing is not None:
@@ -376,6 +486,49 @@ def _fill_missing_outcomes(
         )
 
 
+class _Dispatch:
+    """The points of a sweep handed to Dask: what is submitted, what waits, what was learnt."""
+
+    def __init__(
+        self,
+        dask: Any,
+        spec: SweepSpec,
+        points: list[tuple[dict[str, Any], dict[str, Any]]],
+        pending: list[int],
+        task: Mapping[str, Any],
+    ) -> None:
+        self.dask, self.spec, self.points, self.task = dask, spec, points, task
+        self.attempts = dict.fromkeys(pending, 0)
+        self.futures: list[Any] = []
+        self.index_of: dict[str, int] = {}
+        self.waiting = list(pending)
+        self.seconds: dict[int, float] = {}  # run times of the finished points, to order the rest
+        self.varied = [point for point, _ in points]
+
+    def submit(self, index: int) -> Any:
+        """Submit point ``index`` (its current attempt) as a :func:`run_point` task."""
+        point, values = self.points[index]
+        future = self.dask.submit(
+            run_point,
+            self.spec.notebook,
+            values,
+            index=index,
+            point=point,
+            **self.task,
+            key=f"fraudkit-sweep-{self.task['sweep_run_id']}-{index}-{self.attempts[index]}",
+            pure=False,
+        )
+        self.futures.append(future)
+        self.index_of[future.key] = index
+        return future
+
+    def submit_next(self) -> Any:
+        """Submit the waiting point expected to take longest."""
+        index = longest_first(self.waiting, self.varied, self.seconds)[0]
+        self.waiting.remove(index)
+        return self.submit(index)
+
+
 def run_points(
     dask: Any,
     spec: SweepSpec,
@@ -390,6 +543,7 @@ def run_points(
     progress: Callable[[int, int], None],
     ended: Callable[[PointOutcome], None],
     slots: int | None,
+    tracking_uri: str | None = None,
 ) -> bool:
     """Run the pending points of a sweep as Dask tasks (:func:`run_point`) and collect them.
 
@@ -410,7 +564,7 @@ def run_points(
         The indices to run.
     outcomes : dict
         Index -> :class:`PointOutcome`, filled in as the points end.
-    sweep_run_id, environment, timeout
+    sweep_run_id, environment, timeout, tracking_uri
         As :func:`run_point` takes them.
     retries : int
         How many more times a failed point is run.
@@ -428,61 +582,33 @@ def run_points(
     """
     from distributed import as_completed
 
-    attempts = dict.fromkeys(pending, 0)
-    futures: list[Any] = []
-    index_of: dict[str, int] = {}
-    waiting = list(pending)
-    seconds: dict[int, float] = {}  # run times of the finished points, to order the rest
-
-    def submit(index: int) -> Any:
-        point, values = points[index]
-        future = dask.submit(
-            run_point,
-            spec.notebook,
-            values,
-            sweep_run_id=sweep_run_id,
-            index=index,
-            point=point,
-            environment=environment,
-            timeout=timeout,
-            key=f"fraudkit-sweep-{sweep_run_id}-{index}-{attempts[index]}",
-            pure=False,
-        )
-        futures.append(future)
-        index_of[future.key] = index
-        return future
-
-    varied = [point for point, _ in points]
-
-    def submit_next() -> Any:
-        index = longest_first(waiting, varied, seconds)[0]
-        waiting.remove(index)
-        return submit(index)
-
-    first = [submit_next() for _ in range(min(slots or len(waiting), len(waiting)))]
-    queue = as_completed(first, loop=dask.loop)
-    try:
+    task = {"sweep_run_id": sweep_run_id, "environment": environment, "timeout": timeout,
+            "tracking_uri": tracking_uri}  # fmt: skip
+    dispatch = _Dispatch(dask, spec, points, pending, task)
+    try:  # Ctrl-C while the first points are handed out cancels them too
+        first = [dispatch.submit_next() for _ in range(min(slots or len(pending), len(pending)))]
+        queue = as_completed(first, loop=dask.loop)
         for future in queue:
-            index = index_of[future.key]
+            index = dispatch.index_of[future.key]
             try:
                 done = future.result()
             except Exception as exc:  # the task itself broke (e.g. its worker kept dying)
                 done = {"run_id": None, "status": "FAILED", "error": str(exc), "metrics": {}}
-            if done["status"] != "FINISHED" and attempts[index] < retries:
-                attempts[index] += 1
-                queue.add(submit(index))
+            if done["status"] != "FINISHED" and dispatch.attempts[index] < retries:
+                dispatch.attempts[index] += 1
+                queue.add(dispatch.submit(index))
                 continue
             if done["status"] == "FINISHED" and done.get("seconds") is not None:
-                seconds[index] = done["seconds"]
-            if waiting:
-                queue.add(submit_next())
-            point = points[index][0]
+                dispatch.seconds[index] = done["seconds"]
+            if dispatch.waiting:
+                queue.add(dispatch.submit_next())
             outcomes[index] = PointOutcome(
-                index, point, done["run_id"], done["status"], done["error"], done["metrics"]
-            )
+                index, points[index][0], done["run_id"], done["status"], done["error"],
+                done["metrics"],
+            )  # fmt: skip
             progress(len(outcomes), len(points))
             ended(outcomes[index])
     except KeyboardInterrupt:
-        dask.cancel(futures, force=True)
+        dask.cancel(dispatch.futures, force=True)
         return True
     return False

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import pandas as pd
 import pytest
@@ -33,6 +39,7 @@ from fraudkit.sweeps.run import (
     sweep_children,
 )
 from fraudkit.sweeps.spec import SweepSpec, longest_first
+from fraudkit.sweeps.worker import ENV_SWEEP_RUN
 
 # 20,000 rows at 1 % fraud: a training run of a few seconds with enough frauds to score.
 QUICK = {"n_transactions": 20_000, "fraud_rate": 0.01}
@@ -430,6 +437,100 @@ def test_ctrl_c_cancels_the_sweep_and_leaves_nothing_running(store):
     assert {o.status for o in result.outcomes[1:]} <= {"KILLED", "CANCELLED", "FAILED"}
     experiment = store.experiment_id("training")
     assert store.client.get_run(result.sweep_run_id).info.status == "KILLED"
+    assert store.client.search_runs([experiment], "attributes.status = 'RUNNING'") == []
+
+
+# Seconds from the sweep's first child run to Ctrl-C: as a worker creates its run, as the
+# other worker creates its own, as their kernels start, import and resume their runs (a
+# worker stops some 5 s after Ctrl-C; its kernel goes on a second or so). Measured from
+# an event, not the start: on a busy machine a worker takes 10-20 s to get to its first run.
+CTRL_C_AFTER_FIRST_RUN = [0.0, 1.0, 4.0, 9.0, 14.0]
+# A CPU-burning process, bounded in time should the test itself die before killing it.
+BURN = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass"
+
+
+def _sweep_processes(sweep_run_id: str) -> list[int]:
+    """Ids of the live processes marked as working for the sweep (workers, kernels)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        try:
+            marked = process.environ().get(ENV_SWEEP_RUN) == sweep_run_id
+            if marked and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process.pid)
+        except psutil.Error:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def _ctrl_c_after_first_run(store, run_points, delay: float):
+    """``run_points``, with Ctrl-C (SIGINT to this process) ``delay`` s after the first child run.
+
+    SIGINT, as a terminal sends it, lands wherever the main thread is, not only where the
+    sweep calls back (as the test above interrupts it); it is never sent once ``run_points``
+    has returned.
+    """
+    experiment = store.experiment_id("training")
+
+    def interrupted(*args, sweep_run_id, **kwargs):
+        lock, stopped = threading.Lock(), threading.Event()
+
+        def ctrl_c() -> None:
+            query = f"tags.`{SWEEP_RUN_TAG}` = '{sweep_run_id}'"
+            while not stopped.wait(0.1):
+                try:
+                    if store.client.search_runs([experiment], query, max_results=1):
+                        break
+                except Exception:  # a busy SQLite store ("database is locked"): ask again
+                    continue
+            if not stopped.wait(delay):
+                with lock:
+                    if not stopped.is_set():
+                        os.kill(os.getpid(), signal.SIGINT)
+
+        watcher = threading.Thread(target=ctrl_c, daemon=True)
+        watcher.start()
+        try:
+            return run_points(*args, sweep_run_id=sweep_run_id, **kwargs)
+        finally:
+            with lock:
+                stopped.set()
+            watcher.join()
+
+    return interrupted
+
+
+@pytest.mark.notebook
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_ctrl_c_at_any_moment_under_cpu_load_leaves_no_run_running(store, monkeypatch):
+    """Ctrl-C at varied moments of sweeps on a busy machine (two CPU-burning processes).
+
+    Each time the sweep ends KILLED with no run RUNNING and no worker or kernel left, and
+    none comes back RUNNING later (a kernel outliving its worker may resume its run).
+    """
+    import fraudkit.sweeps.run
+
+    run_points = fraudkit.sweeps.run.run_points
+    experiment = store.experiment_id("training")
+    burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(2)]
+    try:
+        for delay in CTRL_C_AFTER_FIRST_RUN:
+            patched = _ctrl_c_after_first_run(store, run_points, delay)
+            monkeypatch.setattr(fraudkit.sweeps.run, "run_points", patched)
+            grid = {"seed": [1, 2, 3, 4]}
+            result = run_sweep("training", grid=grid, parameters=QUICK, workers=2, retries=0)
+            assert result.interrupted, f"Ctrl-C {delay} s after the first run came too late"
+            assert store.client.get_run(result.sweep_run_id).info.status == "KILLED"
+            assert store.client.search_runs([experiment], "attributes.status = 'RUNNING'") == []
+            assert _sweep_processes(result.sweep_run_id) == []
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    time.sleep(2)  # what a stray kernel would do, it would have done by now
     assert store.client.search_runs([experiment], "attributes.status = 'RUNNING'") == []
 
 

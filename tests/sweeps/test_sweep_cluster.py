@@ -25,7 +25,6 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from support.dask_cluster import DaskCluster
 from support.servers import MlflowServer
-from test_team_server import team_server  # noqa: F401  (the module-scoped server fixture)
 
 from fraudkit.core.config import MLFLOW_EXPERIMENTS
 from fraudkit.core.tags import PARENT_RUN_TAG, SWEEP_INDEX_TAG, SWEEP_POINT_TAG, SWEEP_RUN_TAG
@@ -42,7 +41,7 @@ VICTIM, SURVIVOR, REPLACEMENT = "w1", "w2", "w3"
 
 @pytest.fixture
 def cluster(
-    team_server: MlflowServer,  # noqa: F811
+    team_server: MlflowServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[DaskCluster]:
@@ -101,7 +100,7 @@ def _kill_during_a_job(
 @pytest.mark.timeout(1200)
 def test_worker_killed_mid_job_every_point_finishes_exactly_once(
     cluster: DaskCluster,
-    team_server: MlflowServer,  # noqa: F811
+    team_server: MlflowServer,
     tmp_path: Path,
     record_property,
 ):
