@@ -23,50 +23,13 @@ from fraudkit.dashboard.fastpath import (
     Query,
     nan_restored,
 )
+from fraudkit.tracking.versions import SourceRun, VersionRecord
 
 __all__ = [
     "Registry",
-    "RunData",
-    "VersionRow",
     "read_registry",
     "read_runs",
 ]
-
-
-class RunData(NamedTuple):
-    """What ``get_run`` gives of a version's source run: latest metrics and params."""
-
-    metrics: dict[str, float]
-    params: dict[str, str]
-
-
-class VersionRow(NamedTuple):
-    """One registered model version, as ``get_model_version`` returns it.
-
-    Attributes
-    ----------
-    model : str
-    version : int
-    created : int or None
-        Creation time, epoch milliseconds.
-    status : str or None
-    run_id : str or None
-    aliases : tuple of str
-        The aliases the version holds, sorted.
-    tags : dict
-        Version tags.
-    run : RunData or None
-        The source run; None when the version has none or it no longer exists.
-    """
-
-    model: str
-    version: int
-    created: int | None
-    status: str | None
-    run_id: str | None
-    aliases: tuple[str, ...]
-    tags: dict[str, str]
-    run: RunData | None
 
 
 class Registry(NamedTuple):
@@ -78,13 +41,13 @@ class Registry(NamedTuple):
         Names, sorted.
     aliases : dict
         ``{model: {alias: version}}``.
-    versions : list of VersionRow
+    versions : list of VersionRecord
         Sorted by model and version.
     """
 
     models: list[str]
     aliases: dict[str, dict[str, int]]
-    versions: list[VersionRow]
+    versions: list[VersionRecord]
 
 
 def _chunked(query: Query, sql: str, values: list[str]) -> list[tuple[Any, ...]]:
@@ -94,8 +57,8 @@ def _chunked(query: Query, sql: str, values: list[str]) -> list[tuple[Any, ...]]
     return rows
 
 
-def read_runs(query: Query, run_ids: Iterable[str]) -> dict[str, RunData]:
-    """Return ``{run_id: RunData}`` of the runs that exist among ``run_ids``.
+def read_runs(query: Query, run_ids: Iterable[str]) -> dict[str, SourceRun]:
+    """Return ``{run_id: SourceRun}`` of the runs that exist among ``run_ids``.
 
     Deleted runs count: ``get_run`` finds them too, and a version's source run may be one.
     """
@@ -104,7 +67,7 @@ def read_runs(query: Query, run_ids: Iterable[str]) -> dict[str, RunData]:
         row[0]
         for row in _chunked(query, "SELECT run_uuid FROM runs WHERE run_uuid IN :ids", wanted)
     }
-    data = {run_id: RunData({}, {}) for run_id in found}
+    data = {run_id: SourceRun({}, {}) for run_id in found}
     metrics_sql = "SELECT run_uuid, key, value, is_nan FROM latest_metrics WHERE run_uuid IN :ids"
     for run_id, key, value in nan_restored(_chunked(query, metrics_sql, sorted(found))):
         data[run_id].metrics[key] = float(value)
@@ -126,7 +89,7 @@ def read_registry(
     model_name : str, optional
         Only this model (an unknown name gives an empty :class:`Registry`).
     runs : bool
-        Also read each version's source run (:attr:`VersionRow.run`); else ``run`` is None.
+        Also read each version's source run (``VersionRecord.run``); else ``run`` is None.
 
     Returns
     -------
@@ -170,7 +133,7 @@ def read_registry(
     )
     sources = read_runs(query, (row[4] for row in found if row[4])) if runs else {}
     versions = [
-        VersionRow(
+        VersionRecord(
             model=name,
             version=int(version),
             created=None if created is None else int(created),

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from fraudkit.core.config import stage_to_alias
 from fraudkit.core.exceptions import ConfigurationError
 from fraudkit.dashboard import fastpath
-from fraudkit.dashboard.fastregistry import Registry, VersionRow, read_registry, read_runs
+from fraudkit.dashboard.fastregistry import Registry, read_registry, read_runs
 from fraudkit.dashboard.runs import (
     KEY_METRIC,
     RUN_STATUSES,
@@ -42,7 +42,6 @@ from fraudkit.tracking.versions import (
     DEFAULT_STAGES,
     KEY_METRICS,
     REGISTRY_COLUMNS,
-    SourceRun,
     VersionRecord,
 )
 
@@ -63,7 +62,6 @@ __all__ = [
     "fast_registry",
     "json_records",
     "registry_versions",
-    "version_record",
 ]
 
 # The key metrics of the registry overview (the same tuple as tracking's KEY_METRICS).
@@ -142,21 +140,6 @@ def json_records(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list
 # -- the fast path ---------------------------------------------------------------------
 
 
-def version_record(row: VersionRow) -> VersionRecord:
-    """Return a fast-path row as the record both paths share."""
-    run = SourceRun(row.run.metrics, row.run.params) if row.run is not None else None
-    return VersionRecord(
-        model=row.model,
-        version=row.version,
-        created=row.created,
-        status=row.status,
-        run_id=row.run_id,
-        aliases=row.aliases,
-        tags=row.tags,
-        run=run,
-    )
-
-
 def fast_registry(
     manager: MlflowManager | None = None, fast: bool = True
 ) -> list[VersionRecord] | None:
@@ -175,7 +158,7 @@ def fast_registry(
                 registry = read_registry(query)
         except fastpath.FastPathError:
             return None
-    return None if registry is None else [version_record(row) for row in registry.versions]
+    return None if registry is None else list(registry.versions)
 
 
 def _chosen(
@@ -183,7 +166,7 @@ def _chosen(
     model_name: str,
     stages: Sequence[str] | None,
     versions: Sequence[str | int] | None,
-) -> list[tuple[str, VersionRow]] | None:
+) -> list[tuple[str, VersionRecord]] | None:
     """The labelled versions to compare, or None when one is missing (the client says which)."""
     by_number = {version.version: version for version in registry.versions}
     chosen = []
@@ -242,8 +225,7 @@ def fast_comparison(
         except fastpath.FastPathError:
             return None
     return [
-        (label, version_record(v._replace(run=runs.get(v.run_id) if v.run_id else None)))
-        for label, v in chosen
+        (label, v._replace(run=runs.get(v.run_id) if v.run_id else None)) for label, v in chosen
     ]
 
 
