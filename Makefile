@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Re-install only when pyproject.toml changes: the stamp's name carries its hash.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+DOCS_STAMP := $(VENV)/.docs-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 # pytest-xdist workers: one per core. Tests that must not share the machine with another
 # test group themselves (xdist_group) and run on one worker, one after the other.
@@ -17,7 +18,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # on a busy 2-core machine; passive waiting costs nothing when the machine is idle.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help install system-packages demo unit test lint format bench ui lab clean
+.PHONY: help install system-packages demo unit test lint docs format bench ui lab clean
 
 help:  ## list the verbs
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -61,6 +62,23 @@ lint: $(STAMP)  ## ruff, import contracts, pyright on fraudkit/, notebooks witho
 	@status=0; for check in $(LINT_CHECKS); do \
 		echo "== $$check"; $(VENV)/bin/$$check || status=1; \
 	done; exit $$status
+
+# The docs extra (Sphinx and its extensions) comes on top of the dev install, on first use.
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
+	rm -f $(VENV)/.docs-installed-*
+	touch $@
+
+# Warnings are errors: a broken reference, a docstring numpydoc cannot read or a page left
+# out of the table of contents fails the build. --keep-going reports all of them at once.
+# DOCS_QUICK_RUN=1 also renders the five notebooks of a quick pipeline run, executed during
+# the build (cached in docs/_build until a notebook or the package changes).
+DOCS_QUICK_RUN ?= 0
+
+docs: $(DOCS_STAMP)  ## the Sphinx site in docs/_build/html; DOCS_QUICK_RUN=1 renders the notebooks
+	FRAUDKIT_DOCS_QUICK_RUN=$(DOCS_QUICK_RUN) \
+		$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@echo "Docs: file://$(CURDIR)/docs/_build/html/index.html"
 
 format: $(STAMP)  ## fix what ruff can fix and format the code
 	$(VENV)/bin/ruff check --fix .

@@ -27,6 +27,7 @@ def cli() -> None:
 cli.add_command(dashboard.dashboard)
 cli.add_command(commands.run_command)
 cli.add_command(commands.pipeline_command)
+cli.add_command(commands.notebooks_group)
 cli.add_command(sweep.sweep_command)
 cli.add_command(commands.report_command)
 cli.add_command(commands.ui_command)

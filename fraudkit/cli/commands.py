@@ -1,14 +1,40 @@
-"""``fraudkit run | pipeline | report | ui``: notebooks, the report index and the MLflow UI."""
+"""``fraudkit run | pipeline | notebooks | report | ui``: notebooks, the report index and
+the MLflow UI."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["pipeline_command", "report_command", "run_command", "ui_command"]
+__all__ = [
+    "notebooks_group",
+    "pipeline_command",
+    "report_command",
+    "run_command",
+    "ui_command",
+]
+
+# `--notebooks-dir DIR` is FRAUDKIT_NOTEBOOKS_DIR for one command: the runner, the kernels it
+# starts and a sweep's workers all read the variable.
+_notebooks_dir_option = click.option(
+    "--notebooks-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Run the notebooks of this folder (`fraudkit notebooks copy` makes one); "
+    "default FRAUDKIT_NOTEBOOKS_DIR, else the kit's own.",
+)
+
+
+def _use_notebooks_dir(folder: Path | None) -> None:
+    if folder is not None:
+        from fraudkit.core.config import ENV_NOTEBOOKS_DIR
+
+        os.environ[ENV_NOTEBOOKS_DIR] = str(folder.resolve())
 
 
 def _echo_run(run: Any) -> None:
@@ -35,6 +61,7 @@ def _echo_run(run: Any) -> None:
     help="YAML file of parameters; -p values override it.",
 )
 @click.option("--timeout", type=float, default=None, help="Per-cell timeout in seconds.")
+@_notebooks_dir_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def run_command(
@@ -42,6 +69,7 @@ def run_command(
     pairs: tuple,
     parameters_file: str | None,
     timeout: float | None,
+    notebooks_dir: Path | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -50,6 +78,7 @@ def run_command(
 
     from fraudkit.runner.execution import run_notebook
 
+    _use_notebooks_dir(notebooks_dir)
     parameters: dict[str, Any] = {}
     if parameters_file:
         try:
@@ -81,12 +110,16 @@ def run_command(
     type=click.Path(exists=True, dir_okay=False),
     help="YAML mapping notebook name -> parameters.",
 )
+@_notebooks_dir_option
 @click.option("--quiet", is_flag=True, help="No per-cell progress bars.")
-def pipeline_command(quick: bool, config_file: str | None, quiet: bool) -> None:
+def pipeline_command(
+    quick: bool, config_file: str | None, notebooks_dir: Path | None, quiet: bool
+) -> None:
     """Run the notebooks in order under one pipeline id, then rebuild reports/index.html."""
     from fraudkit.core.exceptions import NotebookExecutionError
     from fraudkit.runner.pipeline import load_pipeline_config, run_pipeline
 
+    _use_notebooks_dir(notebooks_dir)
     overrides = load_pipeline_config(config_file) if config_file else None
     try:
         result = run_pipeline(
@@ -104,6 +137,30 @@ def pipeline_command(quick: bool, config_file: str | None, quiet: bool) -> None:
         _echo_run(run)
     click.echo(f"pipeline {result.pipeline_id}: {len(result.runs)} notebooks")
     click.echo(f"Report index: {result.index}")
+
+
+@click.group("notebooks")
+def notebooks_group() -> None:
+    """The kit's notebooks, to open and edit in JupyterLab."""
+
+
+@notebooks_group.command("copy")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Copy into a folder that is not empty.")
+def notebooks_copy_command(folder: Path, force: bool) -> None:
+    """Copy the five notebooks into FOLDER, for `fraudkit run` to execute once edited."""
+    from fraudkit.runner.execution import KERNEL_DISPLAY_NAME, ensure_kernel
+    from fraudkit.runner.parameters import copy_notebooks
+
+    copies = copy_notebooks(folder, force=force)
+    ensure_kernel()  # an editable install has none until then: JupyterLab lists it now
+    for copy in copies:
+        click.echo(f"copied {copy}")
+    where = copies[0].parent
+    click.echo(f"Open them with `jupyter lab {where}` (kernel: {KERNEL_DISPLAY_NAME}).")
+    click.echo(
+        f"To run the copies, set FRAUDKIT_NOTEBOOKS_DIR={where} (or pass --notebooks-dir {where})."
+    )
 
 
 @click.command("report")

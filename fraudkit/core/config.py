@@ -14,7 +14,9 @@ FRAUDKIT_HOME
     Defaults to the nearest ancestor of the current directory that holds the kit's
     ``pyproject.toml`` and ``notebooks/``, else the current directory.
 FRAUDKIT_NOTEBOOKS_DIR
-    Where the parameterized notebooks live (default: ``notebooks/`` of the checkout).
+    Where the parameterized notebooks live: a folder of edited copies (``fraudkit
+    notebooks copy DIR`` makes one). Default: those installed with the package, or
+    ``notebooks/`` of the checkout.
 FRAUDKIT_PIPELINE_ID, FRAUDKIT_NOTEBOOK
     Set by the notebook runner for the kernel; become run tags.
 MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_TIMEOUT
@@ -46,6 +48,7 @@ __all__ = [
     "artifact_root",
     "fraudkit_home",
     "is_remote",
+    "kit_notebooks_dir",
     "notebooks_dir",
     "redact_secrets",
     "redact_uri",
@@ -83,8 +86,11 @@ HTTP_DEFAULTS: dict[str, str] = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
 
-# The checkout: fraudkit/core/config.py -> fraudkit/core -> fraudkit -> the checkout.
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+# fraudkit/core/config.py -> fraudkit/core -> fraudkit -> the checkout (or site-packages).
+_PACKAGE = Path(__file__).resolve().parents[1]
+# An installed wheel carries the notebooks as package data (pyproject.toml maps the
+# checkout's top-level notebooks/ to fraudkit/notebooks/); a checkout has them at the top.
+_NOTEBOOK_FOLDERS = (_PACKAGE / "notebooks", _PACKAGE.parent / "notebooks")
 
 
 class ExperimentType(StrEnum):
@@ -152,11 +158,24 @@ def fraudkit_home() -> Path:
 
 
 def notebooks_dir() -> Path:
-    """Return the directory holding the parameterized notebooks."""
+    """Return the directory holding the parameterized notebooks.
+
+    ``FRAUDKIT_NOTEBOOKS_DIR`` when set, else the notebooks installed with the package
+    (``fraudkit/notebooks/`` in a wheel), else ``notebooks/`` of the checkout.
+    """
     configured = os.environ.get(ENV_NOTEBOOKS_DIR)
     if configured:
         return Path(configured).expanduser().resolve()
-    return _PACKAGE_ROOT / "notebooks"
+    return kit_notebooks_dir()
+
+
+def kit_notebooks_dir() -> Path:
+    """Return the folder of the kit's own notebooks, whatever ``FRAUDKIT_NOTEBOOKS_DIR`` says.
+
+    ``fraudkit/notebooks/`` of an installed wheel, else ``notebooks/`` of the checkout.
+    """
+    packaged, checkout = _NOTEBOOK_FOLDERS
+    return packaged if packaged.is_dir() else checkout
 
 
 def reports_dir() -> Path:

@@ -49,6 +49,7 @@ from fraudkit.reports.run_pages import (
 from fraudkit.runner.parameters import notebook_path, parameter_values, validate_parameters
 
 if TYPE_CHECKING:
+    from jupyter_client.kernelspec import KernelSpec
     from mlflow import MlflowClient
     from traitlets.config import Config
 
@@ -58,12 +59,14 @@ __all__ = [
     "KERNEL_DISPLAY_NAME",
     "KERNEL_NAME",
     "NotebookRun",
+    "ensure_kernel",
     "kernel_install_command",
     "run_notebook",
 ]
 
-# The kit's own Jupyter kernel (`make install` registers it inside the virtualenv): a
-# user-level `python3` kernelspec pointing at a Python without fraudkit cannot take over.
+# The kit's own Jupyter kernel, installed with the package into <prefix>/share/jupyter/kernels
+# (see pyproject.toml): a user-level `python3` kernelspec pointing at a Python without
+# fraudkit cannot take over.
 KERNEL_NAME = "fraudkit"
 KERNEL_DISPLAY_NAME = "Python (fraudkit)"
 _PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -131,17 +134,80 @@ def kernel_install_command() -> str:
     )
 
 
-def _require_kernel() -> None:
-    """Fail before any run is created when the kit's kernel is not registered."""
+def ensure_kernel() -> None:
+    """Make sure the kit's kernel is registered and starts this Python.
+
+    :func:`run_notebook` calls it before any run is created. A wheel installs the
+    kernelspec (``share/jupyter/kernels/fraudkit``, argv ``python``, which jupyter_client
+    replaces by this interpreter); an editable install, which carries no data files, gets
+    it registered in this Python's prefix on first use, as ``make install`` does.
+
+    Raises
+    ------
+    ConfigurationError
+        The kernel is missing and cannot be registered, or the ``fraudkit`` kernelspec
+        Jupyter finds first (a user-level one, outside a virtualenv) starts another Python,
+        which would run the notebooks without this fraudkit.
+    """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
-        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        spec = _register_kernel()
+    program = spec.argv[0] if spec.argv else ""
+    if not _starts_this_python(program):
+        raise ConfigurationError(
+            f"the Jupyter kernel {KERNEL_NAME!r} found at {spec.resource_dir} starts "
+            f"{program or 'nothing'}, not this Python ({sys.executable}); remove that "
+            f"folder so the kernel installed with fraudkit is found, or run "
+            f"`{kernel_install_command()}` if there is none"
+        )
+
+
+def _register_kernel() -> KernelSpec:
+    """Register the kit's kernel in ``sys.prefix`` and return it, or fail naming the fix."""
+    from ipykernel.kernelspec import write_kernel_spec
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    kernels = Path(sys.prefix, "share", "jupyter", "kernels")
+    staging = kernels / f".{KERNEL_NAME}-{os.getpid()}"
+    try:
+        kernels.mkdir(parents=True, exist_ok=True)
+        write_kernel_spec(
+            staging,
+            overrides={"display_name": KERNEL_DISPLAY_NAME},
+            python_arguments=["-Xfrozen_modules=off"],
+        )
+        # A rename is atomic: of runs starting side by side (a sweep's workers), one
+        # registers the kernel and the others find it.
+        os.rename(staging, kernels / KERNEL_NAME)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    try:
+        return KernelSpecManager().get_kernel_spec(KERNEL_NAME)
     except NoSuchKernel as exc:
         raise ConfigurationError(
-            f"the Jupyter kernel {KERNEL_NAME!r} the notebooks run on is not installed; run "
-            f"`make install`, or `{kernel_install_command()}`"
+            f"the Jupyter kernel {KERNEL_NAME!r} the notebooks run on is not installed and "
+            f"could not be registered in {kernels}; run `make install` in a checkout, or "
+            f"`{kernel_install_command()}`"
         ) from exc
+
+
+def _starts_this_python(program: str) -> bool:
+    # jupyter_client runs a bare `python`, `python3` or `python3.X` as sys.executable;
+    # otherwise the spec names an interpreter, this one when it sits in the same folder
+    # (a virtualenv's python and python3 both link to the base interpreter, so the
+    # links themselves, not their targets, are compared).
+    major, minor = sys.version_info[:2]
+    if program in ("python", f"python{major}", f"python{major}.{minor}"):
+        return True
+    if not os.path.isabs(program):
+        return False
+    here = os.path.realpath(os.path.dirname(sys.executable))
+    return os.path.realpath(os.path.dirname(program)) == here
 
 
 @contextlib.contextmanager
@@ -229,7 +295,7 @@ def run_notebook(
     key = ExperimentType.parse(name).value
     source = notebook_path(key)
     checked = validate_parameters(key, parameters)
-    _require_kernel()
+    ensure_kernel()
     store = resolve_manager(manager)
     run_id, run_name = _create_run(store, key, source, pipeline_id, parent_run_id, tags)
     started = time.perf_counter()

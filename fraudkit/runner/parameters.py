@@ -1,6 +1,8 @@
 """The kit's notebooks and their ``parameters`` cells.
 
-:func:`notebook_path` finds a notebook by name; :func:`notebook_parameters` reads the
+:func:`notebook_path` finds a notebook by name; :func:`copy_notebooks` copies the kit's
+notebooks into a folder of the user's, to edit (``FRAUDKIT_NOTEBOOKS_DIR`` then points the
+runner at the copies); :func:`notebook_parameters` reads the
 parameters it declares (type, default and help, from the cell tagged ``parameters``);
 :func:`validate_parameters` checks values against them before anything runs, and
 :func:`parameter_values` gives what a run is logged with. :func:`log_parameters` is the
@@ -10,6 +12,7 @@ notebooks' own call for interactive runs.
 from __future__ import annotations
 
 import ast
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +30,7 @@ __all__ = [
     "NOTEBOOKS",
     "PIPELINE_ORDER",
     "available_notebooks",
+    "copy_notebooks",
     "log_parameters",
     "notebook_parameters",
     "notebook_path",
@@ -65,6 +69,48 @@ def notebook_path(name: str) -> Path:
 def available_notebooks() -> list[str]:
     """Return the pipeline's notebooks that exist, in pipeline order."""
     return [n for n in PIPELINE_ORDER if (config.notebooks_dir() / NOTEBOOKS[n]).is_file()]
+
+
+def copy_notebooks(target: str | Path, *, force: bool = False) -> list[Path]:
+    """Copy the kit's five notebooks into folder ``target`` (created if missing).
+
+    The copies are the user's to open and edit in JupyterLab; the runner executes them
+    when ``FRAUDKIT_NOTEBOOKS_DIR`` names ``target``. Only the notebooks' own files are
+    written: anything else in ``target`` is kept.
+
+    Parameters
+    ----------
+    target : str or Path
+        The folder to copy into.
+    force : bool
+        Copy into a folder that is not empty, overwriting the notebooks already there.
+
+    Returns
+    -------
+    list of Path
+        The copies, in pipeline order.
+
+    Raises
+    ------
+    ConfigurationError
+        ``target`` is a file, is the kit's own notebook folder, or is not empty (without
+        ``force``).
+    """
+    source = config.kit_notebooks_dir()
+    folder = Path(target).expanduser().resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigurationError(f"{folder} is a file; name a folder to copy the notebooks into")
+    if folder == source.resolve():
+        raise ConfigurationError(
+            f"{folder} holds the kit's own notebooks; name another folder to copy them into"
+        )
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise ConfigurationError(
+            f"{folder} is not empty; name a new or empty folder, or pass --force to copy "
+            "into it anyway (notebooks of the same names are overwritten)"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copyfile(source / NOTEBOOKS[n], folder / NOTEBOOKS[n])) for n in NOTEBOOKS]
 
 
 def notebook_parameters(name: str) -> dict[str, dict[str, Any]]:

@@ -1,10 +1,7 @@
-"""Settings resolution and the packaging files that must agree with each other."""
+"""Settings resolution (the packaging files' agreement: tests/packaging)."""
 
 from __future__ import annotations
 
-import fnmatch
-import re
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,20 +12,6 @@ from fraudkit.core.config import ExperimentType, stage_to_alias
 from fraudkit.core.exceptions import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _name(requirement: str) -> str:
-    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
-
-
-def test_environment_yml_lists_the_runtime_dependencies_of_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
-    listed = sorted(r for r in pip_section if not r.startswith("-e"))
-    assert listed == sorted(project["dependencies"])
-    assert "-e .[dev]" in pip_section
-    assert "python=3.11" in environment["dependencies"]
 
 
 def test_seed_experiment_names():
@@ -76,6 +59,21 @@ def test_home_defaults_to_the_checkout_then_the_current_directory(monkeypatch, t
     assert config.fraudkit_home() == tmp_path.resolve()
 
 
+def test_notebooks_are_the_checkouts_else_the_packaged_ones_unless_configured(
+    monkeypatch, tmp_path
+):
+    monkeypatch.delenv("FRAUDKIT_NOTEBOOKS_DIR", raising=False)
+    assert config.notebooks_dir() == config.kit_notebooks_dir() == ROOT / "notebooks"
+    # An installed wheel has them in fraudkit/notebooks/ (and no checkout around).
+    packaged = tmp_path / "site-packages" / "fraudkit" / "notebooks"
+    packaged.mkdir(parents=True)
+    monkeypatch.setattr(config, "_NOTEBOOK_FOLDERS", (packaged, tmp_path / "site-packages"))
+    assert config.notebooks_dir() == packaged
+    monkeypatch.setenv("FRAUDKIT_NOTEBOOKS_DIR", str(tmp_path / "mine"))
+    assert config.notebooks_dir() == tmp_path / "mine"
+    assert config.kit_notebooks_dir() == packaged
+
+
 def test_relative_sqlite_uri_is_made_absolute(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///store/mlflow.db")
@@ -102,22 +100,6 @@ def test_redact_uri_hides_passwords():
     assert "s3cret" not in redacted
     assert redacted == "postgresql+psycopg2://mlflow:***@db.internal:5432/mlflow"
     assert config.redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-
-
-def test_every_subpackage_and_the_templates_are_packaged():
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    patterns = setuptools["packages"]["find"]["include"]
-    packages = {
-        ".".join(init.parent.relative_to(ROOT).parts)
-        for init in ROOT.glob("fraudkit/**/__init__.py")
-    }
-    assert "fraudkit" in packages
-    unpackaged = [p for p in packages if not any(fnmatch.fnmatchcase(p, g) for g in patterns)]
-    assert not unpackaged
-    data = setuptools["package-data"]["fraudkit"]
-    templates = [f.relative_to(ROOT / "fraudkit") for f in ROOT.glob("fraudkit/**/templates/*")]
-    assert templates
-    assert all(any(fnmatch.fnmatchcase(str(f), g) for g in data) for f in templates)
 
 
 def test_pre_commit_hooks_are_local():

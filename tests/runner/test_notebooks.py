@@ -9,13 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+# Jupyter reads sys.prefix into its search path once, at import: imported here, before the
+# kernel tests patch sys.prefix, the path stays the real one for every other test.
+import jupyter_core.paths  # noqa: F401
 import nbformat
 import pytest
 from click.testing import CliRunner
 
 from fraudkit import mlflow_manager
 from fraudkit.cli import cli
-from fraudkit.core.config import notebooks_dir
+from fraudkit.core.config import kit_notebooks_dir, notebooks_dir
 from fraudkit.core.exceptions import (
     ConfigurationError,
     NotebookExecutionError,
@@ -217,14 +220,74 @@ def test_bad_parameters_are_refused_before_any_run(store):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_missing_kit_kernel_is_refused_before_any_run(store, monkeypatch):
+def test_missing_kit_kernel_is_refused_before_any_run(store, monkeypatch, tmp_path):
     monkeypatch.setattr(notebooks, "KERNEL_NAME", "fraudkit-not-installed")
+    # A prefix the first-use registration cannot write to (a file where kernels/ would be).
+    prefix = tmp_path / "read-only"
+    (prefix / "share" / "jupyter").mkdir(parents=True)
+    (prefix / "share" / "jupyter" / "kernels").write_text("")
+    monkeypatch.setattr(sys, "prefix", str(prefix))
     with pytest.raises(ConfigurationError) as caught:
         run_notebook("training", SMALL, progress=False)
     message = str(caught.value)
     assert "'fraudkit-not-installed'" in message and "make install" in message
     assert "ipykernel install --sys-prefix --name fraudkit-not-installed" in message
     assert store.client.search_runs([store.experiment_id("training")]) == []
+
+
+def test_missing_kit_kernel_is_registered_in_this_pythons_prefix(monkeypatch, tmp_path):
+    # An editable install (make install aside, environment.yml) has no kernelspec of its own.
+    prefix = tmp_path / "prefix"
+    monkeypatch.setattr(sys, "prefix", str(prefix))
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    monkeypatch.setattr(notebooks, "KERNEL_NAME", "fraudkit-first-use")
+    notebooks.ensure_kernel()
+    spec = json.loads((prefix / "share/jupyter/kernels/fraudkit-first-use/kernel.json").read_text())
+    assert spec["argv"][0] == sys.executable and "ipykernel_launcher" in spec["argv"]
+    assert spec["display_name"] == notebooks.KERNEL_DISPLAY_NAME
+    assert [p.name for p in (prefix / "share/jupyter/kernels").iterdir()] == ["fraudkit-first-use"]
+    notebooks.ensure_kernel()  # found, not registered again
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_user_level_fraudkit_kernel_of_another_python_is_refused(store, monkeypatch, tmp_path):
+    # Outside a virtualenv (or with JUPYTER_PREFER_ENV_PATH=0) Jupyter finds a user-level
+    # spec before the one installed with fraudkit.
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")
+    spec = tmp_path / "jupyter-data" / "kernels" / KERNEL_NAME
+    spec.mkdir(parents=True)
+    argv = ["/opt/another-env/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "old"}))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+    with pytest.raises(ConfigurationError) as caught:
+        run_notebook("training", SMALL, progress=False)
+    message = str(caught.value)
+    assert f"found at {spec}" in message and "/opt/another-env/bin/python" in message
+    assert store.client.search_runs([store.experiment_id("training")]) == []
+
+
+def test_copied_notebooks_are_the_ones_run_when_named(tmp_path, monkeypatch):
+    # Set, then unset: monkeypatch then restores "unset" after the CLI has set it.
+    monkeypatch.setenv("FRAUDKIT_NOTEBOOKS_DIR", str(notebooks_dir()))
+    monkeypatch.delenv("FRAUDKIT_NOTEBOOKS_DIR")
+    mine = tmp_path / "mine"
+    result = CliRunner().invoke(cli, ["notebooks", "copy", str(mine)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in mine.iterdir()) == sorted(NOTEBOOKS.values())
+    assert f"set FRAUDKIT_NOTEBOOKS_DIR={mine.resolve()}" in result.output
+    again = CliRunner().invoke(cli, ["notebooks", "copy", str(mine)])
+    assert again.exit_code == 1 and "pass --force" in again.output
+    (mine / NOTEBOOKS["training"]).unlink()
+    (mine / "notes.txt").write_text("kept")
+    forced = CliRunner().invoke(cli, ["notebooks", "copy", str(mine), "--force"])
+    assert forced.exit_code == 0 and (mine / "notes.txt").read_text() == "kept"
+    # The runner reads the folder it is told of, so an edited copy is what runs.
+    (mine / NOTEBOOKS["training"]).unlink()
+    missing = CliRunner().invoke(cli, ["run", "training", "--notebooks-dir", str(mine)])
+    assert missing.exit_code == 1
+    assert str(mine.resolve() / NOTEBOOKS["training"]) in missing.output
+    kit = CliRunner().invoke(cli, ["notebooks", "copy", str(kit_notebooks_dir())])
+    assert kit.exit_code == 1 and "holds the kit's own notebooks" in kit.output
 
 
 def test_parameter_values_are_defaults_overridden():
