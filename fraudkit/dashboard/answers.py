@@ -39,7 +39,6 @@ from fraudkit.dashboard.runs import (
     experiment_ids,
     iso_time,
     json_value,
-    resolve_manager,
     store_uri,
     translated,
 )
@@ -213,6 +212,8 @@ def summarise(*, manager: MlflowManager | None = None, fast: bool = True) -> Das
                 summary = None  # e.g. a locked SQLite file: the public API decides
             if summary is not None:
                 return summary
+    from fraudkit.tracking.manager import resolve_manager
+
     manager = resolve_manager(manager)
     with translated(manager):
         types_by_id = experiment_ids(manager.client, list(ExperimentType))

@@ -34,7 +34,6 @@ from fraudkit.dashboard.runs import (
     experiment_ids,
     newest_first,
     read_tables,
-    resolve_manager,
     translated,
 )
 from fraudkit.tracking.store import find_run, paged, quote
@@ -260,6 +259,8 @@ def plan_cleanup(
     if keep_last_n is not None and keep_last_n < 0:
         raise ConfigurationError(f"keep_last_n must be >= 0, got {keep_last_n}")
     age = parse_age(older_than) if isinstance(older_than, str) else older_than
+    from fraudkit.tracking.manager import resolve_manager
+
     manager = resolve_manager(manager)
     if permanent:
         _check_purge_supported(manager)
@@ -339,6 +340,8 @@ def execute_cleanup(
         ``plan.permanent`` on a remote tracking server or on a store holding deleted
         experiments (nothing is deleted), or a deletion failed.
     """
+    from fraudkit.tracking.manager import resolve_manager
+
     manager = resolve_manager(manager)
     progress = progress or (lambda done: None)
     if plan.permanent:

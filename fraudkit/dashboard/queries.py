@@ -29,7 +29,6 @@ from fraudkit.dashboard.runs import (
     experiment_ids,
     newest_first,
     read_tables,
-    resolve_manager,
     translated,
 )
 from fraudkit.tracking.store import store_error
@@ -145,6 +144,8 @@ def runs_frame(
     TrackingError
         Invalid filter string.
     """
+    from fraudkit.tracking.manager import resolve_manager
+
     manager = resolve_manager(manager)
     types = (
         list(ExperimentType) if experiment_type is None else [ExperimentType.parse(experiment_type)]
@@ -182,6 +183,7 @@ def model_history(
         No registered model of that name.
     """
     from fraudkit.tracking.history import get_model_performance_history
+    from fraudkit.tracking.manager import resolve_manager
 
     manager = resolve_manager(manager)
     with translated(manager):

@@ -33,7 +33,6 @@ from fraudkit.dashboard.runs import (
     RUN_STATUSES,
     iso_time,
     json_value,
-    resolve_manager,
     store_uri,
     translated,
 )
@@ -253,6 +252,7 @@ def registry_versions(
     if found is not None:
         return found
     from fraudkit.tracking.history import read_versions
+    from fraudkit.tracking.manager import resolve_manager
 
     manager = resolve_manager(manager)
     with translated(manager):
@@ -291,6 +291,7 @@ def compared_versions(
     if chosen is not None:
         return chosen
     from fraudkit.tracking.history import read_compared
+    from fraudkit.tracking.manager import resolve_manager
 
     manager = resolve_manager(manager)
     with translated(manager):

@@ -42,7 +42,6 @@ __all__ = [
     "newest_first",
     "read_rows",
     "read_tables",
-    "resolve_manager",
     "store_uri",
     "to_records",
     "translated",
@@ -110,15 +109,6 @@ def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def store_uri(manager: MlflowManager | None) -> str:
     """Return the tracking URI of ``manager``, or the one fraudkit uses (without MLflow)."""
     return manager.tracking_uri if manager is not None else config.tracking_uri()
-
-
-def resolve_manager(manager: MlflowManager | None) -> MlflowManager:
-    """Return ``manager``, or the module-level :data:`fraudkit.mlflow_manager` when None."""
-    if manager is not None:
-        return manager
-    from fraudkit.tracking.manager import mlflow_manager
-
-    return mlflow_manager
 
 
 @contextmanager

@@ -432,7 +432,7 @@ def _count(value: str | None) -> int:
 
 
 def build_report_index(
-    output: str | os.PathLike | None = None, *, manager: MlflowManager | None = None
+    output: str | os.PathLike | None = None, *, manager: MlflowManager | str | None = None
 ) -> Path:
     """Write ``reports/index.html``: the story of the tracking store, for a reader.
 
@@ -451,8 +451,8 @@ def build_report_index(
     output : path, optional
         Where to write the page; default ``<FRAUDKIT_HOME>/reports/index.html``. Links are
         relative to its folder.
-    manager : MlflowManager, optional
-        The tracking store to read; default the shared
+    manager : MlflowManager or str, optional
+        The tracking store to read (a manager or a tracking URI); default the shared
         :data:`fraudkit.tracking.manager.mlflow_manager`.
 
     Returns
@@ -460,8 +460,9 @@ def build_report_index(
     Path
         The page written.
     """
-    if manager is None:
-        from fraudkit.tracking.manager import mlflow_manager as manager
+    from fraudkit.tracking.manager import resolve_manager
+
+    manager = resolve_manager(manager)
     target = Path(output) if output else config.reports_dir() / "index.html"
     story = read_story(
         manager.client,
