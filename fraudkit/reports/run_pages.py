@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     pass
 
 __all__ = [
-    "KEY_METRICS",
+    "RESULT_METRICS",
     "TEMPLATES_DIR",
     "describe_failure",
     "extract_figures",
@@ -37,12 +37,9 @@ __all__ = [
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 NOTEBOOK_TEMPLATE = "notebook_report.html.j2"
 
-# Run tags the runner writes and the index reads: the run's report folder (relative to
-# the reports folder), and where and how a failed notebook failed.
-
 # The metrics a run's result (and a sweep's table) shows, in this order. Runs logged before
 # the A/B change was named for what it is hold `improvement`.
-KEY_METRICS = (
+RESULT_METRICS = (
     "p_value",
     "relative_improvement",
     "auprc_difference",

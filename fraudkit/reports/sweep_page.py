@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraudkit.core import config
-from fraudkit.reports.run_pages import KEY_METRICS
+from fraudkit.reports.run_pages import RESULT_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,7 +58,7 @@ def _varied(table: pd.DataFrame) -> list[str]:
 
 
 def _metrics(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c in KEY_METRICS and table[c].notna().any()]
+    return [c for c in table.columns if c in RESULT_METRICS and table[c].notna().any()]
 
 
 def _label(value: Any) -> str:

@@ -41,7 +41,7 @@ from fraudkit.core.tags import (
     REPORT_DIR_TAG,
 )
 from fraudkit.reports.run_pages import (
-    KEY_METRICS,
+    RESULT_METRICS,
     describe_failure,
     new_run_folder,
     write_run_reports,
@@ -329,7 +329,9 @@ def run_notebook(
         html_report=executed.parent / "report.html",
         html_full=executed.parent / "notebook.html",
         duration_s=time.perf_counter() - started,
-        metrics={k: v for k, v in metrics.items() if k in KEY_METRICS or k.startswith("summary")},
+        metrics={
+            k: v for k, v in metrics.items() if k in RESULT_METRICS or k.startswith("summary")
+        },
         pipeline_id=pipeline_id,
     )
 

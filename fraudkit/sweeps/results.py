@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from fraudkit.core import config
 from fraudkit.core.tags import ERROR_TAG, REPORT_DIR_TAG
-from fraudkit.reports.run_pages import KEY_METRICS
+from fraudkit.reports.run_pages import RESULT_METRICS
 from fraudkit.reports.sweep_page import render_sweep_report, sweep_report_path
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class SweepResult:
 
 def outcome_of_run(index: int, point: dict[str, Any], run: Run) -> PointOutcome:
     """Return the outcome a point's finished (or ended) run records."""
-    metrics = {k: v for k, v in run.data.metrics.items() if k in KEY_METRICS}
+    metrics = {k: v for k, v in run.data.metrics.items() if k in RESULT_METRICS}
     error = run.data.tags.get(ERROR_TAG)
     return PointOutcome(index, point, run.info.run_id, run.info.status, error, metrics)
 
@@ -122,13 +122,13 @@ def _cell(value: Any) -> Any:
 def results_table(outcomes: Sequence[PointOutcome]) -> pd.DataFrame:
     """Return one row per point: index, varied parameters, status, key metrics, run id.
 
-    Metrics are those of :data:`fraudkit.reports.run_pages.KEY_METRICS` that some point reported, in
-    that order; a point without a value (failed, cancelled) has NaN.
+    Metrics are those of :data:`fraudkit.reports.run_pages.RESULT_METRICS` that some point
+    reported, in that order; a point without a value (failed, cancelled) has NaN.
     """
     import pandas as pd
 
     names = list(dict.fromkeys(k for o in outcomes for k in o.point))
-    metrics = [m for m in KEY_METRICS if any(m in o.metrics for o in outcomes)]
+    metrics = [m for m in RESULT_METRICS if any(m in o.metrics for o in outcomes)]
     rows = [
         {
             "index": o.index,
