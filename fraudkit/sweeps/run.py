@@ -81,8 +81,6 @@ __all__ = [
     "sweep_children",
 ]
 
-# On the sweep run, for the report index: the notebook, the number of points, and (set when
-# the sweep ends) how many finished and failed.
 # The sweep as defined (notebook, grid, cases, shared parameters): what --resume reruns.
 SPEC_ARTIFACT = "sweep/spec.json"
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"

@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from fraudkit.core import config
 from fraudkit.core.exceptions import FraudkitError, NotebookExecutionError
 from fraudkit.core.tags import (
     ERROR_TAG,
@@ -201,8 +200,8 @@ def run_point(
 
     # The worker may serve other sweeps and stores: point it at this one before anything.
     os.environ.update(environment)
-    uri = tracking_uri or config.tracking_uri()
-    store = resolve_manager(uri)
+    # None: the shared manager, on the store the environment just set names.
+    store = resolve_manager(tracking_uri)
     client = store.client
     experiment_id = store.experiment_id(notebook)
     # A worker killed after its run ended but before the task returned leaves the point
@@ -223,7 +222,7 @@ def run_point(
     started = time.perf_counter()
     try:
         run = run_notebook(notebook, parameters, parent_run_id=sweep_run_id, tags=tags,
-                           progress=False, job_timeout=timeout, manager=uri)  # fmt: skip
+                           progress=False, job_timeout=timeout, manager=store)  # fmt: skip
     except NotebookExecutionError as exc:
         return _outcome(exc.run_id, "FAILED", str(exc))
     except FraudkitError as exc:  # the store, the kernel: nothing ran

@@ -68,9 +68,6 @@ __all__ = [
     "rollback_model",
 ]
 
-# Version tags set by MlflowManager.log_model_with_metadata: the MLflow 3 logged model
-# behind the version (SQL registries leave ModelVersion.model_id empty) and the dataset its
-# evaluation metrics were measured on.
 MOVE_COLUMNS = [
     "alias",
     "from",

@@ -55,7 +55,6 @@ __all__ = [
     "server_url",
 ]
 
-#: The experiment tag MLflow's UI reads and writes as the experiment's kind.
 #: The ``workflowType`` query value of the UI's "Model training" view.
 ML_WORKFLOW = "machine_learning"
 #: MLflow's switch for its background job runner (huey workers; on by default).
