@@ -71,11 +71,12 @@ $(DOCS_STAMP): $(STAMP)
 
 # Warnings are errors: a broken reference, a docstring numpydoc cannot read or a page left
 # out of the table of contents fails the build. --keep-going reports all of them at once.
-# DOCS_QUICK_RUN=1 also renders the five notebooks of a quick pipeline run, executed during
-# the build (cached in docs/_build until a notebook or the package changes).
-DOCS_QUICK_RUN ?= 0
+# The five notebooks of a quick pipeline run are executed during the build and rendered
+# (cached in docs/_build until a notebook or the package changes); DOCS_QUICK_RUN=0 leaves
+# them out, for a quick look at a page being written.
+DOCS_QUICK_RUN ?= 1
 
-docs: $(DOCS_STAMP)  ## the Sphinx site in docs/_build/html; DOCS_QUICK_RUN=1 renders the notebooks
+docs: $(DOCS_STAMP)  ## the Sphinx site in docs/_build/html, with the notebooks of a quick run rendered
 	FRAUDKIT_DOCS_QUICK_RUN=$(DOCS_QUICK_RUN) \
 		$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 	@echo "Docs: file://$(CURDIR)/docs/_build/html/index.html"

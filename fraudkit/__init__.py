@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         NotebookParameterError,
         PromotionRefused,
         RegistryError,
+        SchemaError,
         SmallSampleWarning,
         TrackingError,
         TrackingUnavailableError,
@@ -32,10 +33,12 @@ if TYPE_CHECKING:
     from fraudkit.science.data import data_fingerprint, load_transactions, time_split, time_windows
     from fraudkit.science.drift import detect_drift, detect_prediction_drift
     from fraudkit.science.estimation import estimate_performance
+    from fraudkit.science.features import FeatureSpec, FeatureState, build_features
     from fraudkit.science.metrics import calibration_metrics, evaluate
     from fraudkit.science.models import build_model, choose_threshold, predict_scores, train_model
     from fraudkit.science.monitoring import evaluate_alerts, monitor_window, monitor_windows
     from fraudkit.science.online import compare_online
+    from fraudkit.science.schema import TransactionSchema, read_transactions
     from fraudkit.science.sequential import SequentialABTest
     from fraudkit.science.simulate import Drift, TransactionSimulator, bayes_ceiling
     from fraudkit.tracking.manager import MlflowManager, mlflow_manager
@@ -54,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "PromotionRefused": "core.exceptions",
     "NotebookParameterError": "core.exceptions",
     "NotebookExecutionError": "core.exceptions",
+    "SchemaError": "core.exceptions",
     "SmallSampleWarning": "core.exceptions",
     "ExperimentType": "core.config",
     "MLFLOW_EXPERIMENTS": "core.config",
@@ -67,6 +71,11 @@ _EXPORTS: dict[str, str] = {
     "time_split": "science.data",
     "time_windows": "science.data",
     "data_fingerprint": "science.data",
+    "TransactionSchema": "science.schema",
+    "read_transactions": "science.schema",
+    "build_features": "science.features",
+    "FeatureSpec": "science.features",
+    "FeatureState": "science.features",
     "build_model": "science.models",
     "train_model": "science.models",
     "predict_scores": "science.models",
@@ -95,6 +104,8 @@ __all__ = [
     "DataValidationError",
     "Drift",
     "ExperimentType",
+    "FeatureSpec",
+    "FeatureState",
     "FraudkitError",
     "MlflowManager",
     "ModelError",
@@ -102,13 +113,16 @@ __all__ = [
     "NotebookParameterError",
     "PromotionRefused",
     "RegistryError",
+    "SchemaError",
     "SequentialABTest",
     "SmallSampleWarning",
     "TrackingError",
     "TrackingUnavailableError",
+    "TransactionSchema",
     "TransactionSimulator",
     "__version__",
     "bayes_ceiling",
+    "build_features",
     "build_model",
     "build_report_index",
     "calibration_metrics",
@@ -126,6 +140,7 @@ __all__ = [
     "monitor_window",
     "monitor_windows",
     "predict_scores",
+    "read_transactions",
     "run_ab_test",
     "run_notebook",
     "run_pipeline",

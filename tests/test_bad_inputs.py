@@ -33,12 +33,14 @@ from fraudkit.core.exceptions import (
     NotebookParameterError,
     PromotionRefused,
     RegistryError,
+    SchemaError,
     TrackingError,
 )
 from fraudkit.core.schema import FEATURE_COLUMNS
 from fraudkit.runner.execution import run_notebook
 from fraudkit.science.data import load_transactions
 from fraudkit.science.models import build_model, train_model
+from fraudkit.science.schema import read_transactions
 from fraudkit.science.simulate import TransactionSimulator
 from fraudkit.tracking.manager import MlflowManager
 from fraudkit.tracking.registry import load_model
@@ -77,6 +79,30 @@ def _write_bad_files(folder: Path, sample: pd.DataFrame) -> None:
     sample.to_csv(folder / "transactions.txt", index=False)
     (folder / "corrupt.parquet").write_bytes(b"these bytes are not parquet")
     (folder / "not_yaml.yaml").write_text("n_transactions: [5000\n")
+    _write_own_data(folder)
+
+
+def _write_own_data(folder: Path) -> None:
+    """An IEEE-CIS-shaped file, its schema, and the ways both go wrong."""
+    own = pd.DataFrame(
+        {
+            "TransactionID": range(1, 7),
+            "TransactionDT": [0, 60, 120, 180, 240, 300],
+            "TransactionAmt": [5.0, 12.5, 3.0, 80.0, 9.99, 1.0],
+            "card1": [11, 12, 11, 13, 12, 11],
+            "isFraud": [0, 0, 1, 0, 0, 0],
+            "reported": [9000, 30, 3000, 4000, 5000, 6000],
+        }
+    )
+    own.to_csv(folder / "own.csv", index=False)
+    own.drop(columns="card1").to_csv(folder / "own_no_card.csv", index=False)
+    own.assign(TransactionID=[1, 2, 3, 3, 5, 6]).to_csv(folder / "own_dup_id.csv", index=False)
+    schema = (
+        "time: TransactionDT\ntime_unit: s\nlabel: isFraud\namount: TransactionAmt\n"
+        "id: TransactionID\nentities: [card1]\nlabel_time: reported\n"
+    )
+    (folder / "schema.yaml").write_text(schema)
+    (folder / "misspelt_schema.yaml").write_text(schema.replace("entities", "entites"))
     (folder / "list.yaml").write_text("- n_transactions\n- 5000\n")
     (folder / "unknown_notebook.yaml").write_text("scoring: {n_transactions: 5000}\n")
     (folder / "a_file").write_text("a file, not a folder\n")
@@ -159,6 +185,10 @@ def _file(name: str):
     return lambda s: load_transactions(s.files / name)
 
 
+def _own(name: str, schema: str = "schema.yaml"):
+    return lambda s: read_transactions(s.files / name, s.files / schema)
+
+
 LIBRARY_CASES = [
     # data files
     pytest.param(
@@ -208,6 +238,37 @@ LIBRARY_CASES = [
         DataValidationError,
         ["holds only class 0", "need rows of both classes 0 and 1"],
         id="data-one-class",
+    ),
+    # own columns: a schema file or preset (docs: Your own data)
+    pytest.param(
+        _own("own.csv", "misspelt_schema.yaml"),
+        SchemaError,
+        ["unknown key 'entites'; did you mean 'entities'?"],
+        id="schema-misspelt-key",
+    ),
+    pytest.param(
+        lambda s: read_transactions(s.files / "own.csv", "kagle"),
+        SchemaError,
+        ["schema 'kagle' is neither a preset (kaggle, handbook)", "name a preset or the path"],
+        id="schema-unknown-preset",
+    ),
+    pytest.param(
+        _own("own_no_card.csv"),
+        DataValidationError,
+        ["missing column(s) card1 (entity)", "Rename the columns or fix the schema file"],
+        id="schema-missing-entity",
+    ),
+    pytest.param(
+        _own("own_dup_id.csv"),
+        DataValidationError,
+        ["column TransactionID (id), row 4: id '3' appears more than once", "must be unique"],
+        id="schema-duplicate-id",
+    ),
+    pytest.param(
+        _own("own.csv"),
+        DataValidationError,
+        ["column reported, row 2: a label known before its transaction happened"],
+        id="schema-label-before-transaction",
     ),
     # notebook parameters (refused before any run is created)
     pytest.param(

@@ -15,6 +15,7 @@ __all__ = [
     "NotebookParameterError",
     "PromotionRefused",
     "RegistryError",
+    "SchemaError",
     "SmallSampleWarning",
     "TrackingError",
     "TrackingUnavailableError",
@@ -30,7 +31,11 @@ class ConfigurationError(FraudkitError):
 
 
 class DataValidationError(FraudkitError):
-    """A data file or frame does not match the Kaggle ``creditcard.csv`` schema."""
+    """A data file or frame does not match its schema (by default ``creditcard.csv``'s)."""
+
+
+class SchemaError(FraudkitError):
+    """A transaction schema (a preset name or a schema file) is unknown or invalid."""
 
 
 class ModelError(FraudkitError):

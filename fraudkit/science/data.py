@@ -29,6 +29,7 @@ from fraudkit.core.schema import (
     LABEL_COLUMN,
     TIME_COLUMN,
 )
+from fraudkit.science.checks import read_table
 from fraudkit.science.metrics import MIN_FRAUDS, few_frauds_message
 from fraudkit.science.simulate import TransactionSimulator
 
@@ -42,9 +43,6 @@ __all__ = [
     "time_windows",
     "validate_transactions",
 ]
-
-
-_COMPRESSIONS = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 
 
 @dataclass(frozen=True)
@@ -173,25 +171,9 @@ def load_transactions(
         check of :func:`validate_transactions`; the message names the file, the column
         and the 1-based data row (the header is not counted).
     """
-    path = Path(path)
-    suffixes = [s.lower() for s in path.suffixes[-2:]]
-    is_csv = ".csv" in suffixes and suffixes[-1] in {".csv", *_COMPRESSIONS}
-    if not is_csv and suffixes[-1:] != [".parquet"]:
-        raise DataValidationError(
-            f"{path}: unknown file type {''.join(path.suffixes) or '(no suffix)'!r}; "
-            "use .csv (optionally .gz/.bz2/.zip/.xz/.zst compressed) or .parquet"
-        )
-    if not path.is_file():
-        raise DataValidationError(f"{path}: no such file; check the path")
-    if path.stat().st_size == 0:
-        raise DataValidationError(f"{path}: the file is empty; expected a header and data rows")
-    try:
-        df = pd.read_csv(path, engine="c") if is_csv else pd.read_parquet(path)
-    except (ValueError, OSError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataValidationError(f"{path}: cannot read the file ({reason})") from error
+    df = read_table(path)
     return _validate(
-        df.reset_index(drop=True),
+        df,
         require_labels=require_labels,
         require_both_classes=require_both_classes,
         source=str(path),
