@@ -89,8 +89,8 @@ def pandas_baseline(frame: pd.DataFrame) -> pd.DataFrame:
     delay = _timedelta(SPEC.label_delay)
     for window in SPEC.label_windows:
         # Labels known in (t - w, t] belong to transactions in (t - w - delay, t - delay].
-        outer = grouped.rolling(_timedelta(window) + delay, on="when", closed="left")["fraud"]
-        inner = grouped.rolling(delay, on="when", closed="left")["fraud"]
+        outer = grouped.rolling(_timedelta(window) + delay, on="when")["fraud"]
+        inner = grouped.rolling(delay, on="when")["fraud"]
         known = (outer.count().fillna(0) - inner.count().fillna(0)).to_numpy()
         frauds = (outer.sum().fillna(0) - inner.sum().fillna(0)).to_numpy()
         put(

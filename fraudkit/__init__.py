@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from fraudkit.science.abtest import compare_scores, run_ab_test
     from fraudkit.science.data import data_fingerprint, load_transactions, time_split, time_windows
     from fraudkit.science.drift import detect_drift, detect_prediction_drift
+    from fraudkit.science.entities import EntityDrift, EntitySimulator
     from fraudkit.science.estimation import estimate_performance
     from fraudkit.science.features import FeatureSpec, FeatureState, build_features
     from fraudkit.science.metrics import calibration_metrics, evaluate
@@ -74,6 +75,8 @@ _EXPORTS: dict[str, str] = {
     "TransactionSchema": "science.schema",
     "read_transactions": "science.schema",
     "build_features": "science.features",
+    "EntitySimulator": "science.entities",
+    "EntityDrift": "science.entities",
     "FeatureSpec": "science.features",
     "FeatureState": "science.features",
     "build_model": "science.models",
@@ -103,6 +106,8 @@ __all__ = [
     "ConfigurationError",
     "DataValidationError",
     "Drift",
+    "EntityDrift",
+    "EntitySimulator",
     "ExperimentType",
     "FeatureSpec",
     "FeatureState",

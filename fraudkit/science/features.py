@@ -52,7 +52,8 @@ __all__ = [
 ]
 
 DEFAULT_WINDOWS: tuple[str, ...] = ("1h", "1d", "7d", "30d")
-DEFAULT_LABEL_WINDOWS: tuple[str, ...] = ("7d", "30d")
+# The Handbook's terminal-risk windows; 1 d catches a compromised terminal soonest.
+DEFAULT_LABEL_WINDOWS: tuple[str, ...] = ("1d", "7d", "30d")
 # Chargebacks take weeks; the Handbook waits a week before it trusts a label.
 DEFAULT_LABEL_DELAY = "7d"
 # Amounts are summed as integers in millionths of the currency unit: exact decimal sums.

@@ -14,9 +14,9 @@ logged::
     numeric: []                 # other columns used as features as they are
     label_time: null            # optional: when each label became known
 
-The presets are ``kaggle`` (the ``creditcard.csv`` columns) and ``handbook`` (the
-columns of the Fraud-Detection-Handbook's simulated transactions, which the kit's entity
-simulator writes too).
+The presets are ``kaggle`` (the ``creditcard.csv`` columns) and ``handbook`` (the entity
+simulator's: the columns of the Fraud-Detection-Handbook's simulated transactions, and
+``LABEL_DATETIME``, when each label arrived).
 """
 
 from __future__ import annotations
@@ -232,13 +232,15 @@ PRESETS: dict[str, TransactionSchema] = {
         numeric=tuple(V_COLUMNS),
         name="kaggle",
     ),
-    # The Fraud-Detection-Handbook's simulated transactions (its chapter 3 generator).
+    # The entity simulator's columns (fraudkit.science.entities): those of the
+    # Fraud-Detection-Handbook's simulated transactions, and when each label arrived.
     "handbook": TransactionSchema(
         time="TX_DATETIME",
         label="TX_FRAUD",
         amount="TX_AMOUNT",
         id="TRANSACTION_ID",
         entities=("CUSTOMER_ID", "TERMINAL_ID"),
+        label_time="LABEL_DATETIME",
         name="handbook",
     ),
 }
