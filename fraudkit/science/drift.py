@@ -98,8 +98,10 @@ _PSI_BINS = 10
 _PSI_FLOOR = 1e-4
 _FEATURE_TABLE_COLUMNS = [
     *("feature", "test", "statistic", "p_value", "p_value_adjusted", "effect", "threshold"),
-    "drifted",
+    *("drifted", "unseen", "unseen_categories"),
 ]
+# A categorical column's categories missing from the reference: how many the table names.
+_UNSEEN_SHOWN = 5
 _UNTESTABLE = {
     TIME_COLUMN: "the clock moves between any two windows, so it always drifts",
     LABEL_COLUMN: "it is the label; a change in the fraud rate shows in the realised "
@@ -121,12 +123,16 @@ def _check_frame(name: str, frame: Any) -> None:
 
 
 def _resolve_features(
-    reference: pd.DataFrame, current: pd.DataFrame, features: Sequence[str] | None
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    features: Sequence[str] | None,
+    *,
+    allow_none: bool = False,
 ) -> list[str]:
     """Return the columns to test: ``features``, or the model features both frames hold."""
     if features is None:
         found = [c for c in FEATURE_COLUMNS if c in reference.columns and c in current.columns]
-        if not found:
+        if not found and not allow_none:
             raise DataValidationError(
                 "reference and current share none of the feature columns V1..V28, Amount; "
                 "pass features=[...] naming the columns to test"
@@ -147,6 +153,21 @@ def _resolve_features(
             if column not in frame.columns:
                 raise DataValidationError(
                     f"feature {column!r} is not a column of {name}; "
+                    f"its columns are {list(map(str, frame.columns))}"
+                )
+    return chosen
+
+
+def _resolve_categorical(
+    reference: pd.DataFrame, current: pd.DataFrame, categorical: Sequence[str]
+) -> list[str]:
+    """The categorical columns to test; each must be in both frames."""
+    chosen = list(dict.fromkeys([categorical] if isinstance(categorical, str) else categorical))
+    for column in chosen:
+        for name, frame in (("reference", reference), ("current", current)):
+            if column not in frame.columns:
+                raise DataValidationError(
+                    f"categorical column {column!r} is not a column of {name}; "
                     f"its columns are {list(map(str, frame.columns))}"
                 )
     return chosen
@@ -219,6 +240,27 @@ def _chi_square(reference: np.ndarray, current: np.ndarray) -> tuple[float, floa
     return float(result.statistic), float(result.pvalue)
 
 
+def _category_test(
+    reference: pd.Series, current: pd.Series
+) -> tuple[str, float, float, float, int, str]:
+    """Chi-square test of a categorical column: (test, statistic, p-value, total
+    variation distance, rows of the window in unseen categories, their names)."""
+    ref = reference.astype("string").fillna("(missing)").to_numpy(dtype=object)
+    cur = current.astype("string").fillna("(missing)").to_numpy(dtype=object)
+    values, codes = np.unique(np.concatenate([ref, cur]), return_inverse=True)
+    statistic, p_value = _chi_square(
+        codes[: ref.size].astype(float), codes[ref.size :].astype(float)
+    )
+    ref_share = np.bincount(codes[: ref.size], minlength=values.size) / ref.size
+    cur_counts = np.bincount(codes[ref.size :], minlength=values.size)
+    distance = 0.5 * float(np.abs(cur_counts / cur.size - ref_share).sum())
+    unseen = (ref_share == 0) & (cur_counts > 0)
+    order = np.argsort(-cur_counts[unseen], kind="stable")
+    names = [str(v) for v in values[unseen][order]]
+    shown = ", ".join(names[:_UNSEEN_SHOWN]) + (", ..." if len(names) > _UNSEEN_SHOWN else "")
+    return "chi2", statistic, p_value, distance, int(cur_counts[unseen].sum()), shown
+
+
 def _feature_test(
     reference: np.ndarray, current: np.ndarray, method: str
 ) -> tuple[str, float, float, float]:
@@ -264,9 +306,12 @@ class DriftReport:
     features : pandas.DataFrame
         One row per tested feature: ``feature``, ``test`` (``ks``, ``chi2``, ``psi`` or
         ``wasserstein``), ``statistic``, ``p_value`` and ``p_value_adjusted`` (NaN for the
-        score-only tests psi and wasserstein), ``effect`` (KS distance, for every test),
-        ``threshold`` (what the decision compares with: ``alpha`` for the adjusted p-value
-        of ks/chi2, the cut-off of the statistic for psi/wasserstein) and ``drifted``.
+        score-only tests psi and wasserstein), ``effect`` (KS distance, for every test;
+        the total variation distance for a categorical column), ``threshold`` (what the
+        decision compares with: ``alpha`` for the adjusted p-value of ks/chi2, the
+        cut-off of the statistic for psi/wasserstein), ``drifted``, and for a
+        categorical column ``unseen`` (rows of the window in categories the reference
+        never saw) and ``unseen_categories`` (the most frequent of them).
     """
 
     dataset_drift: bool
@@ -301,6 +346,7 @@ def detect_drift(
     current: pd.DataFrame,
     *,
     features: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
     alpha: float = 0.05,
     method: str = "auto",
     correction: str = "bh",
@@ -317,7 +363,14 @@ def detect_drift(
         The monitoring window (at least ``MIN_ROWS`` rows).
     features : sequence of str, optional
         Numeric columns to test. Default: those of V1..V28 and Amount present in both
-        frames. ``Time`` (always moves) and ``Class`` (the label) are never tested.
+        frames (none, when ``categorical`` names columns and the frames have no Kaggle
+        columns). ``Time`` (always moves) and ``Class`` (the label) are never tested.
+    categorical : sequence of str, default ()
+        Categorical columns (any type; empty cells are a category of their own), each
+        tested with a chi-square test of homogeneity whose p-value joins the same
+        multiple-testing correction, whatever ``method``. Categories of the window that
+        the reference never saw are counted (``unseen``) and named
+        (``unseen_categories``); rare ones share one cell of the test.
     alpha : float, default 0.05
         Dataset-level false-alarm rate of ``method="auto"``.
     method : {"auto", "psi", "wasserstein"}, default "auto"
@@ -351,14 +404,20 @@ def detect_drift(
     cutoff = _drift_cutoff(alpha, method, correction, threshold, min_effect)
     _check_frame("reference", reference)
     _check_frame("current", current)
-    columns = _resolve_features(reference, current, features)
+    categories = _resolve_categorical(reference, current, categorical)
+    columns = _resolve_features(reference, current, features, allow_none=bool(categories))
+    columns = [c for c in columns if c not in categories]
 
     results = []
     for column in columns:
         pair = (_column("reference", reference, column), _column("current", current, column))
-        results.append(_feature_test(*pair, method))
-    table = pd.DataFrame(results, columns=["test", "statistic", "p_value", "effect"])
-    table.insert(0, "feature", columns)
+        results.append((*_feature_test(*pair, method), 0, ""))
+    results += [_category_test(reference[c], current[c]) for c in categories]
+    table = pd.DataFrame(
+        results,
+        columns=["test", "statistic", "p_value", "effect", "unseen", "unseen_categories"],
+    )
+    table.insert(0, "feature", [*columns, *categories])
     table["drifted"] = _drifted(table, method, alpha, correction, cutoff, min_effect)
     table = table[_FEATURE_TABLE_COLUMNS]
     n_drifted = int(table["drifted"].sum())
@@ -422,6 +481,16 @@ def _drifted(
         table["p_value_adjusted"] = np.nan
         table["threshold"] = cutoff
         drifted = table["statistic"] > cutoff
+        # Categorical columns have no PSI or Wasserstein: their chi-square p-values are
+        # adjusted among themselves and held to alpha.
+        tested = table["test"] == "chi2"
+        if tested.any():
+            adjusted = multipletests(
+                table.loc[tested, "p_value"], alpha=alpha, method=_CORRECTIONS[correction]
+            )[1]
+            table.loc[tested, "p_value_adjusted"] = adjusted
+            table.loc[tested, "threshold"] = alpha
+            drifted = drifted.where(~tested, table["p_value_adjusted"] <= alpha)
     if min_effect is not None:
         drifted &= table["effect"] >= min_effect
     return drifted.astype(bool)

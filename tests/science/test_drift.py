@@ -86,8 +86,9 @@ def test_report_table_and_summary() -> None:
     table = report.features
     assert list(table.columns) == [
         *("feature", "test", "statistic", "p_value", "p_value_adjusted", "effect", "threshold"),
-        "drifted",
+        *("drifted", "unseen", "unseen_categories"),
     ]
+    assert (table["unseen"] == 0).all()
     assert table["test"].eq("ks").all()
     assert (table["effect"] == table["statistic"]).all()
     assert (table["p_value_adjusted"] >= table["p_value"]).all()
@@ -275,3 +276,61 @@ def test_prediction_drift_rejects_bad_scores() -> None:
 
 
 # ----------------------------------------------------------------- label-free performance
+
+
+def _categories(rng: np.random.Generator, n: int, shares: np.ndarray) -> pd.Series:
+    """Merchant categories: a few common ones and a long tail of rare ones."""
+    names = np.array([f"mcc{i:02d}" for i in range(len(shares))])
+    return pd.Series(rng.choice(names, size=n, p=shares / shares.sum()))
+
+
+def test_categorical_columns_rarely_alarm_when_nothing_changed() -> None:
+    """200 undrifted windows of two categorical columns (8 common categories and a tail of
+    30 rare ones, which share one cell) beside two numeric ones: the dataset alarm rate
+    stays at alpha, within sampling error (standard error 0.015)."""
+    rng = np.random.default_rng(11)
+    shares = np.concatenate([np.geomspace(1, 0.05, 8), np.full(30, 0.002)])
+    alarms = 0
+    for _ in range(200):
+        reference, window = (
+            normal_frame(rng, 2_000).assign(
+                mcc=_categories(rng, 2_000, shares), channel=_categories(rng, 2_000, shares[:3])
+            )
+            for _ in range(2)
+        )
+        report = detect_drift(
+            reference, window, features=["x1", "x2"], categorical=["mcc", "channel"]
+        )
+        alarms += report.dataset_drift
+    assert alarms / 200 <= 0.05 + 2 * 0.015
+
+
+def test_a_shifted_or_new_category_is_caught_counted_and_named() -> None:
+    rng = np.random.default_rng(12)
+    shares = np.geomspace(1, 0.05, 8)
+    reference = pd.DataFrame({"mcc": _categories(rng, 3_000, shares)})
+    shifted = pd.DataFrame({"mcc": _categories(rng, 3_000, shares[::-1])})
+    report = detect_drift(reference, shifted, categorical=["mcc"])
+    row = report.features.iloc[0]
+    assert report.dataset_drift and row["test"] == "chi2" and row["effect"] > 0.3
+    new = pd.DataFrame({"mcc": _categories(rng, 3_000, shares)})
+    new.loc[:399, "mcc"] = "gambling"
+    new.loc[400:409, "mcc"] = None
+    row = detect_drift(reference, new, categorical=["mcc"]).features.iloc[0]
+    assert row["drifted"]
+    assert row["unseen"] == 410
+    assert row["unseen_categories"] == "gambling, (missing)"
+    with pytest.raises(DataValidationError, match="categorical column 'country'"):
+        detect_drift(reference, new, categorical=["country"])
+
+
+def test_categorical_columns_are_held_to_alpha_beside_psi() -> None:
+    rng = np.random.default_rng(13)
+    shares = np.geomspace(1, 0.05, 8)
+    reference = normal_frame(rng, 2_000).assign(mcc=_categories(rng, 2_000, shares))
+    window = normal_frame(rng, 2_000).assign(mcc=_categories(rng, 2_000, shares[::-1]))
+    table = detect_drift(
+        reference, window, features=["x1"], categorical=["mcc"], method="psi"
+    ).features.set_index("feature")
+    assert table.loc["x1", "test"] == "psi" and not table.loc["x1", "drifted"]
+    assert table.loc["mcc", "threshold"] == 0.05 and table.loc["mcc", "drifted"]
