@@ -611,6 +611,7 @@ def test_missing_database_driver_is_a_configuration_error(
     _assert_untouched(store, before)
 
 
+@pytest.mark.notebook
 def test_notebook_with_an_unknown_model_alias_fails_its_run_and_moves_nothing(
     store: Store,
 ) -> None:
