@@ -149,13 +149,19 @@ def _resolve_features(
                 f"column {column!r} is not drift-tested: {_UNTESTABLE[column]}; "
                 "remove it from features"
             )
-        for name, frame in (("reference", reference), ("current", current)):
-            if column not in frame.columns:
-                raise DataValidationError(
-                    f"feature {column!r} is not a column of {name}; "
-                    f"its columns are {list(map(str, frame.columns))}"
-                )
+        _require_in_both(reference, current, column, "feature")
     return chosen
+
+
+def _require_in_both(
+    reference: pd.DataFrame, current: pd.DataFrame, column: str, what: str
+) -> None:
+    for name, frame in (("reference", reference), ("current", current)):
+        if column not in frame.columns:
+            raise DataValidationError(
+                f"{what} {column!r} is not a column of {name}; "
+                f"its columns are {list(map(str, frame.columns))}"
+            )
 
 
 def _resolve_categorical(
@@ -164,12 +170,7 @@ def _resolve_categorical(
     """The categorical columns to test; each must be in both frames."""
     chosen = list(dict.fromkeys([categorical] if isinstance(categorical, str) else categorical))
     for column in chosen:
-        for name, frame in (("reference", reference), ("current", current)):
-            if column not in frame.columns:
-                raise DataValidationError(
-                    f"categorical column {column!r} is not a column of {name}; "
-                    f"its columns are {list(map(str, frame.columns))}"
-                )
+        _require_in_both(reference, current, column, "categorical column")
     return chosen
 
 

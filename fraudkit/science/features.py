@@ -170,8 +170,8 @@ def build_features(
     Raises
     ------
     DataValidationError
-        If the frame is not in time order, an entity column is missing, or the amounts
-        sum past what fixed point holds.
+        If the frame is not in time order, an entity column is missing, or an amount is
+        too large for exact sums in millionths (about 9e9).
     """
     spec = (spec or FeatureSpec()).for_schema(schema)
     times = schema.timestamps(frame)
@@ -389,8 +389,10 @@ class FeatureState:
         now = times[-1] if len(times) else 0
         horizon = max(_nanoseconds(w) for w in (*spec.windows, *spec.label_windows))
         keep = times > now - horizon
+        # Labels still to arrive, or arrived inside a label window; never known: dropped.
         known_at = _label_known_at(combined, self.schema, spec, times)
-        keep |= known_at > now - max((_nanoseconds(w) for w in spec.label_windows), default=0)
+        label_horizon = max((_nanoseconds(w) for w in spec.label_windows), default=0)
+        keep |= (known_at > now - label_horizon) & (known_at < np.iinfo(np.int64).max)
         for entity in spec.entities:
             keep |= ~combined[entity].duplicated(keep="last").to_numpy()
         return combined[keep]
