@@ -72,7 +72,7 @@ def check_transactions(
 
     The copy holds the schema's columns only, time (and label time) as datetimes or
     float numbers as declared, amount and numeric columns as float64, the label as
-    int64, entity keys and categorical columns as they came.
+    int64, categorical columns as strings (empty cells NaN), entity keys as they came.
 
     Raises
     ------
@@ -95,6 +95,8 @@ def check_transactions(
             values = _time_column(schema, frame, column, where, allow_missing=True)
         elif role in ("entity", "id"):
             _reject(values.isna().to_numpy(), column, where, "an empty key", "fill or drop them")
+        elif role == "categorical":
+            values = _category_strings(values)
         out[column] = values
     if schema.id and out[schema.id].duplicated().any():
         first = int(np.flatnonzero(out[schema.id].duplicated().to_numpy())[0])
@@ -204,6 +206,12 @@ def _float_column(values: pd.Series, column: str, where: str, *, negative_ok: bo
         _reject(np.isnan(array), column, where, "an empty amount", "fill or drop those rows")
         _reject(array < 0, column, where, "a negative amount", "amounts must be >= 0")
     return floats
+
+
+def _category_strings(values: pd.Series) -> pd.Series:
+    """Categories as Python strings (``1`` and ``"1"`` alike), an empty cell as NaN."""
+    text = values.astype(str).to_numpy(dtype=object)
+    return pd.Series(np.where(values.isna(), np.nan, text), index=values.index, dtype=object)
 
 
 def _labels(values: pd.Series, column: str, where: str) -> pd.Series:

@@ -32,6 +32,7 @@ MLflow's skops serialisation loads them where fraudkit is not installed.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,6 +59,8 @@ from fraudkit.science.metrics import (
     validate_amounts,
     validate_labels_and_scores,
 )
+from fraudkit.science.model_inputs import categorical_mask, input_columns, schema_features
+from fraudkit.science.schema import PRESETS, TransactionSchema
 
 __all__ = [
     "CALIBRATION_METHODS",
@@ -178,9 +181,12 @@ def build_model(
     *,
     scaling_method: str = "standard",
     include_hour: bool = False,
+    schema: TransactionSchema | None = None,
+    behaviour: Sequence[str] = (),
     **params: Any,
 ) -> Pipeline:
-    """Build an unfitted fraud model that accepts a raw Kaggle-schema frame.
+    """Build an unfitted fraud model that accepts a raw Kaggle-schema frame, or a frame
+    in another declared schema.
 
     Parameters
     ----------
@@ -189,7 +195,13 @@ def build_model(
     scaling_method : str, default "standard"
         One of :data:`SCALING_METHODS`; applied to every feature after selection.
     include_hour : bool, default False
-        Add the hour of day, derived from ``Time`` as its sine and cosine, as features.
+        Add the hour of day, derived from ``Time`` as its sine and cosine, as features
+        (Kaggle schema only).
+    schema : TransactionSchema, optional
+        A schema other than Kaggle's: the model reads its amount, numeric and categorical
+        columns and ``behaviour`` (:mod:`fraudkit.science.model_inputs` says how).
+    behaviour : sequence of str, default ()
+        With ``schema``, the behavioural feature columns the frames carry.
     **params
         Classifier parameters; they override fraudkit's defaults (e.g. ``C=0.1``,
         ``max_iter=300``, ``n_estimators=200``).
@@ -197,12 +209,15 @@ def build_model(
     Returns
     -------
     sklearn.pipeline.Pipeline
-        Steps ``features``, ``scaling``, ``classifier``.
+        Steps ``features``, ``scaling``, ``classifier``. With ``schema``, the scaling
+        happens inside ``features`` (category codes are never scaled) and the ``scaling``
+        step passes through.
 
     Raises
     ------
     ModelError
-        For an unknown model type, scaling method or classifier parameter.
+        For an unknown model type, scaling method or classifier parameter, or
+        ``include_hour`` with a schema.
     """
     if model_type not in _ESTIMATORS:
         raise _choice_error("model type", model_type, MODEL_TYPES)
@@ -214,10 +229,23 @@ def build_model(
             f"unknown parameter(s) {', '.join(unknown)} for {model_type}; "
             f"valid parameters: {', '.join(sorted(valid))}"
         )
+    scaling = _scaling(scaling_method)
+    if schema is None or schema == PRESETS["kaggle"]:
+        features: ColumnTransformer = _features(include_hour)
+    else:
+        if include_hour:
+            raise ModelError(
+                "include_hour reads the Kaggle schema's Time; with a schema of your own, "
+                "add the hour as a numeric column instead"
+            )
+        features = schema_features(schema, behaviour, model_type, scaling)
+        scaling = "passthrough"
+        if model_type == "hist_gradient_boosting" and schema.categorical:
+            defaults = defaults | {"categorical_features": categorical_mask(schema, behaviour)}
     return Pipeline(
         [
-            ("features", _features(include_hour)),
-            ("scaling", _scaling(scaling_method)),
+            ("features", features),
+            ("scaling", scaling),
             ("classifier", estimator_class(**(defaults | params))),
         ]
     )
@@ -228,8 +256,10 @@ def _input_columns(features: ColumnTransformer) -> list[str]:
     return [c for _, _, columns in features.transformers for c in columns]
 
 
-def class_labels(df: pd.DataFrame, what: str, *, both_classes: bool = True) -> np.ndarray:
-    """The ``Class`` column of ``df`` as int 0/1.
+def class_labels(
+    df: pd.DataFrame, what: str, *, both_classes: bool = True, label: str = LABEL_COLUMN
+) -> np.ndarray:
+    """The label column of ``df`` (``Class`` by default) as int 0/1.
 
     Parameters
     ----------
@@ -239,6 +269,8 @@ def class_labels(df: pd.DataFrame, what: str, *, both_classes: bool = True) -> n
         How error messages name ``df`` (e.g. ``"training frame"``).
     both_classes : bool, default True
         Whether both classes must be present.
+    label : str, default "Class"
+        The label column (a schema's ``label``).
 
     Returns
     -------
@@ -250,16 +282,16 @@ def class_labels(df: pd.DataFrame, what: str, *, both_classes: bool = True) -> n
         Without a ``Class`` column, with labels other than 0/1, or with one class only
         when ``both_classes``.
     """
-    if LABEL_COLUMN not in df.columns:
+    if label not in df.columns:
         raise DataValidationError(
-            f"{what} has no {LABEL_COLUMN!r} column; pass labelled transactions "
+            f"{what} has no {label!r} column; pass labelled transactions "
             "(0 = legitimate, 1 = fraud)"
         )
-    y = df[LABEL_COLUMN].to_numpy()
+    y = df[label].to_numpy()
     bad = ~np.isin(y, (0, 1))
     if bad.any():
         raise DataValidationError(
-            f"{what}: column {LABEL_COLUMN} must hold 0 (legitimate) or 1 (fraud); "
+            f"{what}: column {label} must hold 0 (legitimate) or 1 (fraud); "
             f"{int(bad.sum())} rows do not, the first at index {df.index[bad][0]!r}"
         )
     if both_classes and np.unique(y).size < 2:
@@ -268,6 +300,15 @@ def class_labels(df: pd.DataFrame, what: str, *, both_classes: bool = True) -> n
             "a fraud model needs both legitimate (0) and fraud (1) rows"
         )
     return y.astype(int)
+
+
+def _require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            f"{what} lacks column(s) {', '.join(missing)}; pass the frame its schema checked, "
+            "with the behavioural features the model was built for"
+        )
 
 
 def _check_features(df: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -296,6 +337,8 @@ def train_model(
     calibration: str = DEFAULT_CALIBRATION,
     calibration_df: pd.DataFrame | None = None,
     calibration_share: float = DEFAULT_CALIBRATION_SHARE,
+    schema: TransactionSchema | None = None,
+    behaviour: Sequence[str] = (),
     **params: Any,
 ) -> Pipeline | CalibratedClassifierCV:
     """Fit a model on a labelled frame and calibrate its scores on later transactions.
@@ -322,6 +365,12 @@ def train_model(
     calibration_share : float, default 0.2
         Share of ``train_df`` (its latest rows) held out for calibration when
         ``calibration_df`` is None; in (0, 0.5].
+    schema : TransactionSchema, optional
+        The frames' schema when it is not Kaggle's: its label and time columns are used,
+        and :func:`build_model` reads its columns and ``behaviour``. The frames have
+        passed the schema's check, so their values are not checked again.
+    behaviour : sequence of str, default ()
+        With ``schema``, the behavioural feature columns the frames carry.
     **params
         Passed to :func:`build_model` (``scaling_method``, ``include_hour`` and classifier
         parameters).
@@ -355,23 +404,32 @@ def train_model(
             f"calibration_share must lie in (0, 0.5], got {calibration_share!r}; it is the "
             "share of the latest training rows held out to calibrate on"
         )
-    model = build_model(model_type, **params)
-    columns = _input_columns(model.named_steps["features"])
-    class_labels(train_df, "training frame")
-    _check_features(train_df, columns, "training frame")
+    model = build_model(model_type, schema=schema, behaviour=behaviour, **params)
+    own = schema if schema is not None and schema != PRESETS["kaggle"] else None
+    label = schema.label if schema is not None else LABEL_COLUMN
+    class_labels(train_df, "training frame", label=label)
+    frames = [("training frame", train_df)]
+    if calibration_df is not None and calibration != "none":
+        frames.append(("calibration frame", calibration_df))
+    for what, frame in frames:
+        if own is not None:
+            _require_columns(frame, input_columns(own, behaviour), what)
+        else:
+            _check_features(frame, _input_columns(model.named_steps["features"]), what)
     fit_df, calibrate_df = train_df, None
     if calibration != "none":
         if calibration_df is None:
-            ordered = train_df.sort_values(TIME_COLUMN, kind="stable")
+            time = schema.time if schema is not None else TIME_COLUMN
+            ordered = train_df.sort_values(time, kind="stable")
             cut = len(ordered) - max(1, round(calibration_share * len(ordered)))
             fit_df, calibrate_df = ordered.iloc[:cut], ordered.iloc[cut:]
         else:
             calibrate_df = calibration_df
-            _check_features(calibrate_df, columns, "calibration frame")
-    model.fit(fit_df, class_labels(fit_df, "training frame (without its calibration slice)"))
+    what = "training frame (without its calibration slice)"
+    model.fit(fit_df, class_labels(fit_df, what, label=label))
     if calibrate_df is None:
         return model
-    y_calibrate = _calibrationclass_labels(calibrate_df)
+    y_calibrate = _calibrationclass_labels(calibrate_df, label)
     if y_calibrate is None:
         return model
     # cv=2: with a frozen estimator the folds only gather its predictions (nothing is
@@ -380,14 +438,14 @@ def train_model(
     return calibrated.fit(calibrate_df, y_calibrate)
 
 
-def _calibrationclass_labels(calibrate_df: pd.DataFrame) -> np.ndarray | None:
+def _calibrationclass_labels(calibrate_df: pd.DataFrame, label: str) -> np.ndarray | None:
     """Labels of the calibration frame, or None (with a warning) when too few are fraud."""
-    if LABEL_COLUMN not in calibrate_df.columns:
+    if label not in calibrate_df.columns:
         raise DataValidationError(
-            f"calibration frame has no {LABEL_COLUMN!r} column; calibrate on labelled "
+            f"calibration frame has no {label!r} column; calibrate on labelled "
             "transactions later than the training data"
         )
-    y = class_labels(calibrate_df, "calibration frame", both_classes=False)
+    y = class_labels(calibrate_df, "calibration frame", both_classes=False, label=label)
     n_fraud = int(y.sum())
     if n_fraud < MIN_CALIBRATION_FRAUDS:
         few = few_frauds_message(n_fraud, y.size, "the calibration slice", MIN_CALIBRATION_FRAUDS)
