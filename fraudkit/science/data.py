@@ -31,6 +31,7 @@ from fraudkit.core.schema import (
 )
 from fraudkit.science.checks import read_table
 from fraudkit.science.metrics import MIN_FRAUDS, few_frauds_message
+from fraudkit.science.schema import TransactionSchema
 from fraudkit.science.simulate import TransactionSimulator
 
 __all__ = [
@@ -47,11 +48,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DataSplit:
-    """Time-ordered train, validation and test frames (see :func:`time_split`)."""
+    """Time-ordered train, validation and test frames (see :func:`time_split`).
+
+    ``time_column`` and ``label_column`` name the schema's time and label (Kaggle's
+    ``Time`` and ``Class`` by default).
+    """
 
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
+    time_column: str = TIME_COLUMN
+    label_column: str = LABEL_COLUMN
 
     def to_dict(self) -> dict[str, Any]:
         """Return rows, frauds and time range of each part as flat, loggable values."""
@@ -59,10 +66,16 @@ class DataSplit:
         for name in ("train", "validation", "test"):
             part: pd.DataFrame = getattr(self, name)
             summary[f"{name}_rows"] = len(part)
-            if LABEL_COLUMN in part.columns:
-                summary[f"{name}_frauds"] = int(part[LABEL_COLUMN].sum())
-            summary[f"{name}_time_start"] = float(part[TIME_COLUMN].min())
-            summary[f"{name}_time_end"] = float(part[TIME_COLUMN].max())
+            if self.label_column in part.columns:
+                summary[f"{name}_frauds"] = int(part[self.label_column].sum())
+            for end, value in (
+                ("start", part[self.time_column].min()),
+                ("end", part[self.time_column].max()),
+            ):
+                # Numbers (seconds) as they are; datetimes as ISO text.
+                summary[f"{name}_time_{end}"] = (
+                    value.isoformat() if isinstance(value, pd.Timestamp) else float(value)
+                )
         return summary
 
     @property
@@ -76,9 +89,9 @@ class DataSplit:
         """``(frauds, rows)`` of all three parts: the longest labelled history, whose fraud
         rate monitoring weighs the reference to. None for unlabelled frames."""
         parts = (self.train, self.validation, self.test)
-        if any(LABEL_COLUMN not in part.columns for part in parts):
+        if any(self.label_column not in part.columns for part in parts):
             return None
-        return sum(int(part[LABEL_COLUMN].sum()) for part in parts), sum(map(len, parts))
+        return sum(int(part[self.label_column].sum()) for part in parts), sum(map(len, parts))
 
     def small_sample_warnings(self, minimum: int = MIN_FRAUDS) -> list[str]:
         """One sentence for each labelled part holding fewer than ``minimum`` frauds.
@@ -97,8 +110,8 @@ class DataSplit:
         messages = []
         for name, what in (("train", "training"), ("validation", "validation"), ("test", "test")):
             part: pd.DataFrame = getattr(self, name)
-            if LABEL_COLUMN in part.columns:
-                n_fraud = int(part[LABEL_COLUMN].sum())
+            if self.label_column in part.columns:
+                n_fraud = int(part[self.label_column].sum())
                 message = few_frauds_message(n_fraud, len(part), f"the {what} period", minimum)
                 if message:
                     messages.append(message)
@@ -294,6 +307,7 @@ def time_split(
     validation: float = 0.2,
     test: float = 0.2,
     delay_seconds: float = 0.0,
+    schema: TransactionSchema | None = None,
 ) -> DataSplit:
     """Split transactions by time into train, validation and test parts.
 
@@ -310,11 +324,13 @@ def time_split(
         Positive fractions of rows summing to 1.
     delay_seconds : float
         Length of each dropped gap, non-negative.
+    schema : TransactionSchema, optional
+        The frame's schema, when its time column is not Kaggle's ``Time``.
 
     Returns
     -------
     DataSplit
-        The three parts, each sorted by ``Time`` (original index kept).
+        The three parts, each sorted by time (original index kept).
 
     Raises
     ------
@@ -337,11 +353,12 @@ def time_split(
         raise ConfigurationError(
             f"delay_seconds = {delay_seconds} must be a non-negative number of seconds"
         )
-    if TIME_COLUMN not in df.columns:
-        raise DataValidationError(f"time_split needs a {TIME_COLUMN} column; it is missing")
+    time_column = schema.time if schema is not None else TIME_COLUMN
+    if time_column not in df.columns:
+        raise DataValidationError(f"time_split needs a {time_column} column; it is missing")
 
-    ordered = df.sort_values(TIME_COLUMN, kind="stable")
-    times = ordered[TIME_COLUMN].to_numpy(dtype=np.float64)
+    ordered = df.sort_values(time_column, kind="stable")
+    times = _seconds(ordered, schema)
     n = len(times)
     first_cut = times[min(round(train * n), n - 1)]
     second_cut = times[min(round((train + validation) * n), n - 1)]
@@ -359,11 +376,23 @@ def time_split(
                 f"at least {needed} rows with distinct Time values and spanning more than the "
                 "delay gaps"
             )
-    return DataSplit(**parts)
+    label_column = schema.label if schema is not None else LABEL_COLUMN
+    return DataSplit(**parts, time_column=time_column, label_column=label_column)
+
+
+def _seconds(frame: pd.DataFrame, schema: TransactionSchema | None) -> np.ndarray:
+    """The frame's time in seconds (a schema's datetimes or milliseconds converted)."""
+    if schema is None:
+        return frame[TIME_COLUMN].to_numpy(dtype=np.float64)
+    return schema.timestamps(frame) / 1e9
 
 
 def time_windows(
-    df: pd.DataFrame, n_windows: int | None = None, *, window_rows: int | None = None
+    df: pd.DataFrame,
+    n_windows: int | None = None,
+    *,
+    window_rows: int | None = None,
+    schema: TransactionSchema | None = None,
 ) -> list[pd.DataFrame]:
     """Cut transactions into consecutive windows in time order, e.g. days for monitoring.
 
@@ -380,6 +409,8 @@ def time_windows(
         Number of windows, at least 1 and at most the number of rows.
     window_rows : int or None
         Rows per window, at least 1.
+    schema : TransactionSchema, optional
+        The frame's schema, when its time column is not Kaggle's ``Time``.
 
     Returns
     -------
@@ -404,8 +435,9 @@ def time_windows(
     if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
         name = "n_windows" if window_rows is None else "window_rows"
         raise ConfigurationError(f"{name} = {size!r} must be a positive integer")
-    if TIME_COLUMN not in df.columns:
-        raise DataValidationError(f"time_windows needs a {TIME_COLUMN} column; it is missing")
+    time_column = schema.time if schema is not None else TIME_COLUMN
+    if time_column not in df.columns:
+        raise DataValidationError(f"time_windows needs a {time_column} column; it is missing")
     n = len(df)
     if n == 0:
         raise DataValidationError("time_windows: no rows to cut; pass at least one transaction")
@@ -418,7 +450,7 @@ def time_windows(
         bounds = np.linspace(0, n, size + 1).astype(int)
     else:
         bounds = np.r_[np.arange(0, n, size), n]
-    ordered = df.sort_values(TIME_COLUMN, kind="stable")
+    ordered = df.sort_values(time_column, kind="stable")
     return [ordered.iloc[start:end] for start, end in itertools.pairwise(bounds)]
 
 

@@ -144,3 +144,27 @@ def test_csv_and_parquet_read_alike(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(from_csv, from_parquet, check_dtype=False)
     with pytest.raises(DataValidationError, match=r"unknown file type '\.xlsx'"):
         read_transactions(tmp_path / "tx.xlsx", IEEE)
+
+
+def test_time_split_and_windows_follow_a_schema_with_datetimes() -> None:
+    from fraudkit.science.data import time_split, time_windows
+
+    schema = TransactionSchema(time="when", label="fraud", amount="a")
+    when = pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(100), unit="h")
+    frame = schema.validate(
+        pd.DataFrame({"when": when[::-1], "a": 1.0, "fraud": np.arange(100) % 10 == 0})
+    ).frame
+    split = time_split(frame, schema=schema, delay_seconds=3_600)
+    assert (len(split.train), len(split.validation), len(split.test)) == (60, 19, 19)
+    summary = split.to_dict()
+    assert summary["train_time_start"] == "2026-03-01T00:00:00"
+    assert summary["test_frauds"] == int(split.test["fraud"].sum())
+    assert split.base_rate == (
+        int(
+            split.train["fraud"].sum() + split.validation["fraud"].sum() + split.test["fraud"].sum()
+        ),
+        98,
+    )
+    windows = time_windows(frame, 4, schema=schema)
+    assert [len(w) for w in windows] == [25] * 4
+    assert windows[0]["when"].max() < windows[1]["when"].min()
