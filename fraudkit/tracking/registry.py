@@ -42,7 +42,7 @@ from fraudkit.core.tags import (
     MODEL_NAME_TAG,
     MODEL_VERSION_TAG,
 )
-from fraudkit.tracking.store import find_run, is_missing, paged, quote
+from fraudkit.tracking.store import find_run, is_missing, paged, quote, retrying
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -245,7 +245,9 @@ def move_alias(
         "action": action,
         "gate": gate,
     }
-    client.set_registered_model_alias(model_name, alias, str(version))
+    # Two processes setting an alias the model does not have yet both INSERT it on a
+    # SQLite store; the loser's retry finds it and moves it (last writer wins).
+    retrying(lambda: client.set_registered_model_alias(model_name, alias, str(version)))
     try:
         client.set_registered_model_tag(
             model_name, f"{ALIAS_MOVE_TAG_PREFIX}{alias}.{stamp}", json.dumps(record)
