@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -49,11 +50,9 @@ from scipy.spatial import cKDTree
 from scipy.stats import gamma, norm
 
 from fraudkit.core.exceptions import DataValidationError
-from fraudkit.science.schema import PRESETS, TransactionSchema
 
 __all__ = ["ChargebackDelay", "EntityDrift", "EntitySimulator", "terminal_compromise"]
 
-SCHEMA: TransactionSchema = PRESETS["handbook"]
 _DAY = 86_400.0
 _SCENARIO_COLUMN = "TX_FRAUD_SCENARIO"
 
@@ -104,8 +103,10 @@ class ChargebackDelay:
 class EntitySimulator:
     """Simulate customers' transactions at terminals, three fraud scenarios and late labels.
 
-    The frame it returns is in the ``handbook`` schema (:data:`SCHEMA`), with the
-    scenario of each fraud in ``TX_FRAUD_SCENARIO`` (0 for legitimate).
+    The frame it returns is in the ``handbook`` schema (the preset of that name), with the
+    scenario of each fraud in ``TX_FRAUD_SCENARIO`` (0 for legitimate). The world is
+    simulated once per simulator and kept: :meth:`sample` returns a copy of it, and
+    :meth:`fraud_probability` reads its history and its ceiling from it.
     """
 
     n_customers: int = 5_000
@@ -134,15 +135,17 @@ class EntitySimulator:
 
     def customers(self) -> pd.DataFrame:
         """Each customer's location, spending profile and terminals within ``radius``."""
+        return self._customers.copy()
+
+    @cached_property
+    def _customers(self) -> pd.DataFrame:
         rng = np.random.default_rng([self.seed, 1])
         xy = rng.uniform(0, 100, (self.n_customers, 2))
         mean = rng.uniform(5, 100, self.n_customers)
         terminals = self.terminal_locations()
-        # One list of terminal indices per customer (an object array of lists).
         # An object array holding one list of terminal indices per customer (the stubs
         # type the return as for a single point).
         found: Any = cKDTree(terminals).query_ball_point(xy, r=self.radius)
-        nearby = [sorted(t) for t in found]
         return pd.DataFrame(
             {
                 "x": xy[:, 0],
@@ -150,7 +153,7 @@ class EntitySimulator:
                 "mean_amount": mean,
                 "sd_amount": mean / 2,
                 "tx_per_day": rng.uniform(0, 4, self.n_customers),
-                "terminals": [np.asarray(t, dtype=np.int64) for t in nearby],
+                "terminals": [np.asarray(sorted(t), dtype=np.int64) for t in found],
             }
         )
 
@@ -160,7 +163,11 @@ class EntitySimulator:
 
     def sample(self) -> pd.DataFrame:
         """The whole simulation: every transaction, in time order, in the handbook schema."""
-        customers = self.customers()
+        return self._world.copy()
+
+    @cached_property
+    def _world(self) -> pd.DataFrame:
+        customers = self._customers
         rng = np.random.default_rng([self.seed, 3])
         tx = self._transactions(customers, rng)
         card_state = _markov_days(
@@ -253,24 +260,27 @@ class EntitySimulator:
         numpy.ndarray
             One probability per row of ``frame``.
         """
-        full = self.sample()
+        return self._ceiling.reindex(frame["TRANSACTION_ID"].to_numpy()).to_numpy()
+
+    @cached_property
+    def _ceiling(self) -> pd.Series:
+        """Every transaction's ceiling, by ``TRANSACTION_ID``."""
+        full = self._world
         card = self._card_fraud_probability(full)
-        explained = np.where(full["TX_AMOUNT"].to_numpy() > self.amount_rule, 1.0, card)
+        above_rule = full["TX_AMOUNT"].to_numpy() > self.amount_rule
         terminal = terminal_compromise(
             full,
-            explained,
+            np.where(above_rule, 1.0, card),
             rate=self.terminal_compromise_rate,
             days=self.terminal_compromise_days,
             chargeback=self.chargeback,
         )
-        ceiling = 1 - (1 - card) * (1 - terminal)
-        ceiling[full["TX_AMOUNT"].to_numpy() > self.amount_rule] = 1.0
-        by_id = pd.Series(ceiling, index=full["TRANSACTION_ID"].to_numpy())
-        return by_id.reindex(frame["TRANSACTION_ID"].to_numpy()).to_numpy()
+        ceiling = np.where(above_rule, 1.0, 1 - (1 - card) * (1 - terminal))
+        return pd.Series(ceiling, index=full["TRANSACTION_ID"].to_numpy())
 
     def _card_fraud_probability(self, full: pd.DataFrame) -> np.ndarray:
         """P(this transaction is a card-compromise fraud | the card's amounts so far)."""
-        customers = self.customers()
+        customers = self._customers
         card = full["CUSTOMER_ID"].to_numpy()
         mean = customers["mean_amount"].to_numpy()[card]
         amount = full["TX_AMOUNT"].to_numpy()

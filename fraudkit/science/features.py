@@ -61,6 +61,8 @@ _FIXED_POINT = 1_000_000
 # Beyond 2**53 millionths an amount is no longer an exact integer in float64.
 _LARGEST_AMOUNT = 2**53 / _FIXED_POINT
 _NS_PER_SECOND = 1_000_000_000
+# The time at which a label that is never known becomes known.
+_NEVER = np.iinfo(np.int64).max
 # Window lengths: a number and a unit, as in 30min, 1h, 7d.
 _UNITS = {"s": _NS_PER_SECOND, "min": 60 * _NS_PER_SECOND, "h": 3600 * _NS_PER_SECOND}
 _UNITS["d"] = 24 * _UNITS["h"]
@@ -221,11 +223,10 @@ def _fixed_point(amounts: np.ndarray) -> np.ndarray:
 def _label_known_at(
     frame: pd.DataFrame, schema: TransactionSchema, spec: FeatureSpec, times: np.ndarray
 ) -> np.ndarray:
-    """When each label became known, in nanoseconds; int64 max for never (yet)."""
-    never = np.iinfo(np.int64).max
+    """When each label became known, in nanoseconds; _NEVER for never (yet)."""
     if schema.label_time and schema.label_time in frame.columns:
         known = schema.timestamps(frame, schema.label_time)
-        return np.where(frame[schema.label_time].isna().to_numpy(), never, known)
+        return np.where(frame[schema.label_time].isna().to_numpy(), _NEVER, known)
     return times + _nanoseconds(spec.label_delay)
 
 
@@ -392,7 +393,7 @@ class FeatureState:
         # Labels still to arrive, or arrived inside a label window; never known: dropped.
         known_at = _label_known_at(combined, self.schema, spec, times)
         label_horizon = max((_nanoseconds(w) for w in spec.label_windows), default=0)
-        keep |= (known_at > now - label_horizon) & (known_at < np.iinfo(np.int64).max)
+        keep |= (known_at > now - label_horizon) & (known_at < _NEVER)
         for entity in spec.entities:
             keep |= ~combined[entity].duplicated(keep="last").to_numpy()
         return combined[keep]

@@ -1,7 +1,9 @@
-"""What a model reads from a frame in a declared schema: the ``features`` step of its pipeline.
+"""What a model reads from a frame: the ``features`` step of its pipeline, and its checks.
 
-For a schema other than Kaggle's (:class:`~fraudkit.science.schema.TransactionSchema`),
-the first step of every model picks, by name:
+On the Kaggle schema (:func:`kaggle_features`) the step picks ``V1``..``V28`` as they are,
+``Amount`` through ``log1p`` and, if asked, the hour of day from ``Time``. For a schema
+other than Kaggle's (:class:`~fraudkit.science.schema.TransactionSchema`,
+:func:`schema_features`) it picks, by name:
 
 - the amount, through ``log1p``;
 - the schema's ``numeric`` columns and the behavioural features
@@ -25,20 +27,98 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 
+from fraudkit.core.exceptions import DataValidationError
+from fraudkit.core.schema import AMOUNT_COLUMN, TIME_COLUMN, V_COLUMNS
 from fraudkit.science.schema import TransactionSchema
 
-__all__ = ["MAX_CATEGORIES", "categorical_mask", "input_columns", "schema_features"]
+__all__ = [
+    "MAX_CATEGORIES",
+    "SCHEMA_INPUTS_FIX",
+    "categorical_mask",
+    "check_kaggle_inputs",
+    "input_columns",
+    "kaggle_features",
+    "require_inputs",
+    "schema_features",
+    "step_columns",
+]
 
+_SECONDS_PER_DAY = 86_400
+# What to do about a frame that lacks a schema model's columns.
+SCHEMA_INPUTS_FIX = (
+    "pass the frame its schema checked, with the behavioural features the model was built for"
+)
+_KAGGLE_INPUTS_FIX = "pass a frame in the Kaggle creditcard.csv schema"
 # Gradient boosting bins a categorical feature into at most 255 values; one is kept free.
 MAX_CATEGORIES = 254
 # A category seen in fewer training rows than this joins the one-hot "infrequent" column.
 _MIN_CATEGORY_ROWS = 20
+
+
+def _hour_of_day() -> Pipeline:
+    """``sin`` and ``cos`` of the time of day: hour of day without a midnight jump.
+
+    Built from scikit-learn parts and numpy ufuncs only (weights of a ColumnTransformer
+    turn seconds into radians), so skops loads it with no fraudkit and no private scipy
+    types; periodic splines would need the latter.
+    """
+    radians = ColumnTransformer(
+        [("seconds", "passthrough", [TIME_COLUMN])],
+        transformer_weights={"seconds": 2 * np.pi / _SECONDS_PER_DAY},
+    )
+    cyclic = FeatureUnion(
+        [
+            ("sin", FunctionTransformer(np.sin, feature_names_out="one-to-one")),
+            ("cos", FunctionTransformer(np.cos, feature_names_out="one-to-one")),
+        ]
+    )
+    return Pipeline([("radians", radians), ("cyclic", cyclic)])
+
+
+def kaggle_features(include_hour: bool) -> ColumnTransformer:
+    """The ``features`` step on the Kaggle schema (the hour of day from ``Time`` if asked)."""
+    amount = FunctionTransformer(np.log1p, feature_names_out="one-to-one")
+    transformers: list[tuple[str, Any, list[str]]] = [
+        ("v", "passthrough", V_COLUMNS),
+        ("amount", amount, [AMOUNT_COLUMN]),
+    ]
+    if include_hour:
+        transformers.append(("hour", _hour_of_day(), [TIME_COLUMN]))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def step_columns(features: ColumnTransformer) -> list[str]:
+    """Columns a ``features`` step reads from its input frame."""
+    return [c for _, _, columns in features.transformers for c in columns]
+
+
+def require_inputs(df: pd.DataFrame, columns: Sequence[str], what: str, fix: str) -> None:
+    """Refuse ``df`` if it lacks one of ``columns``; ``fix`` says what to pass instead."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataValidationError(f"{what} lacks feature column(s) {', '.join(missing)}; {fix}")
+
+
+def check_kaggle_inputs(df: pd.DataFrame, columns: list[str], what: str) -> None:
+    """Refuse a Kaggle-schema frame lacking ``columns`` or holding non-finite values there."""
+    require_inputs(df, columns, what, _KAGGLE_INPUTS_FIX)
+    try:
+        values = df[columns].to_numpy(dtype=float)
+    except (TypeError, ValueError) as error:
+        raise DataValidationError(f"{what}: feature columns must be numeric ({error})") from None
+    rows, cols = np.nonzero(~np.isfinite(values))
+    if rows.size:
+        raise DataValidationError(
+            f"{what}: column {columns[cols[0]]} at index {df.index[rows[0]]!r} is not finite "
+            f"({rows.size} such values); drop or impute those rows"
+        )
 
 
 def input_columns(schema: TransactionSchema, behaviour: Sequence[str]) -> list[str]:

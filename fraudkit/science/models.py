@@ -45,21 +45,29 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
-    FunctionTransformer,
     RobustScaler,
     StandardScaler,
 )
 
 from fraudkit.core.exceptions import DataValidationError, ModelError, SmallSampleWarning
-from fraudkit.core.schema import AMOUNT_COLUMN, LABEL_COLUMN, TIME_COLUMN, V_COLUMNS
+from fraudkit.core.schema import LABEL_COLUMN, TIME_COLUMN
 from fraudkit.science.metrics import (
     few_frauds_message,
     validate_amounts,
     validate_labels_and_scores,
 )
-from fraudkit.science.model_inputs import categorical_mask, input_columns, schema_features
+from fraudkit.science.model_inputs import (
+    SCHEMA_INPUTS_FIX,
+    categorical_mask,
+    check_kaggle_inputs,
+    input_columns,
+    kaggle_features,
+    require_inputs,
+    schema_features,
+    step_columns,
+)
 from fraudkit.science.schema import PRESETS, TransactionSchema
 
 __all__ = [
@@ -90,8 +98,6 @@ DEFAULT_CALIBRATION_SHARE = 0.2
 # Platt scaling fits two numbers; below this many frauds in the calibration slice even
 # those are guesses (and scikit-learn needs one fraud per internal fold).
 MIN_CALIBRATION_FRAUDS = 2
-
-_SECONDS_PER_DAY = 86_400
 
 # Defaults sized for two cores and the 284,807 rows (~490 frauds) of the Kaggle data set,
 # tuned on the simulator (benchmarks/bench_models.py).
@@ -136,37 +142,6 @@ _ESTIMATORS: dict[str, tuple[type[BaseEstimator], dict[str, Any]]] = {
 
 def _choice_error(what: str, value: object, allowed: tuple[str, ...]) -> ModelError:
     return ModelError(f"unknown {what} {value!r}; choose one of: {', '.join(allowed)}")
-
-
-def _hour_of_day() -> Pipeline:
-    """``sin`` and ``cos`` of the time of day: hour of day without a midnight jump.
-
-    Built from scikit-learn parts and numpy ufuncs only (weights of a ColumnTransformer
-    turn seconds into radians), so skops loads it with no fraudkit and no private scipy
-    types; periodic splines would need the latter.
-    """
-    radians = ColumnTransformer(
-        [("seconds", "passthrough", [TIME_COLUMN])],
-        transformer_weights={"seconds": 2 * np.pi / _SECONDS_PER_DAY},
-    )
-    cyclic = FeatureUnion(
-        [
-            ("sin", FunctionTransformer(np.sin, feature_names_out="one-to-one")),
-            ("cos", FunctionTransformer(np.cos, feature_names_out="one-to-one")),
-        ]
-    )
-    return Pipeline([("radians", radians), ("cyclic", cyclic)])
-
-
-def _features(include_hour: bool) -> ColumnTransformer:
-    amount = FunctionTransformer(np.log1p, feature_names_out="one-to-one")
-    transformers: list[tuple[str, Any, list[str]]] = [
-        ("v", "passthrough", V_COLUMNS),
-        ("amount", amount, [AMOUNT_COLUMN]),
-    ]
-    if include_hour:
-        transformers.append(("hour", _hour_of_day(), [TIME_COLUMN]))
-    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 
 def _scaling(method: str) -> BaseEstimator | str:
@@ -231,7 +206,7 @@ def build_model(
         )
     scaling = _scaling(scaling_method)
     if schema is None or schema == PRESETS["kaggle"]:
-        features: ColumnTransformer = _features(include_hour)
+        features: ColumnTransformer = kaggle_features(include_hour)
     else:
         if include_hour:
             raise ModelError(
@@ -249,11 +224,6 @@ def build_model(
             ("classifier", estimator_class(**(defaults | params))),
         ]
     )
-
-
-def _input_columns(features: ColumnTransformer) -> list[str]:
-    """Columns the ``features`` step reads from its input frame."""
-    return [c for _, _, columns in features.transformers for c in columns]
 
 
 def class_labels(
@@ -300,34 +270,6 @@ def class_labels(
             "a fraud model needs both legitimate (0) and fraud (1) rows"
         )
     return y.astype(int)
-
-
-def _require_columns(df: pd.DataFrame, columns: list[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataValidationError(
-            f"{what} lacks column(s) {', '.join(missing)}; pass the frame its schema checked, "
-            "with the behavioural features the model was built for"
-        )
-
-
-def _check_features(df: pd.DataFrame, columns: list[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataValidationError(
-            f"{what} lacks feature column(s) {', '.join(missing)}; "
-            "pass a frame in the Kaggle creditcard.csv schema"
-        )
-    try:
-        values = df[columns].to_numpy(dtype=float)
-    except (TypeError, ValueError) as error:
-        raise DataValidationError(f"{what}: feature columns must be numeric ({error})") from None
-    rows, cols = np.nonzero(~np.isfinite(values))
-    if rows.size:
-        raise DataValidationError(
-            f"{what}: column {columns[cols[0]]} at index {df.index[rows[0]]!r} is not finite "
-            f"({rows.size} such values); drop or impute those rows"
-        )
 
 
 def train_model(
@@ -413,9 +355,9 @@ def train_model(
         frames.append(("calibration frame", calibration_df))
     for what, frame in frames:
         if own is not None:
-            _require_columns(frame, input_columns(own, behaviour), what)
+            require_inputs(frame, input_columns(own, behaviour), what, SCHEMA_INPUTS_FIX)
         else:
-            _check_features(frame, _input_columns(model.named_steps["features"]), what)
+            check_kaggle_inputs(frame, step_columns(model.named_steps["features"]), what)
     fit_df, calibrate_df = train_df, None
     if calibration != "none":
         if calibration_df is None:

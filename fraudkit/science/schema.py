@@ -181,11 +181,6 @@ class TransactionSchema:
         return roles
 
     @property
-    def columns(self) -> list[str]:
-        """Every column the schema names."""
-        return [column for _, column in self.column_roles()]
-
-    @property
     def feature_columns(self) -> list[str]:
         """The columns used as features as they are: amount, numeric and categorical."""
         return [self.amount, *self.numeric, *self.categorical]
