@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from fraudkit.science.abtest import compare_scores, run_ab_test
     from fraudkit.science.data import data_fingerprint, load_transactions, time_split, time_windows
     from fraudkit.science.drift import detect_drift, detect_prediction_drift
-    from fraudkit.science.entities import EntityDrift, EntitySimulator
+    from fraudkit.science.entities import EntityDrift, EntitySimulator, HandbookWorld
     from fraudkit.science.estimation import estimate_performance
     from fraudkit.science.features import FeatureSpec, FeatureState, build_features
     from fraudkit.science.metrics import calibration_metrics, evaluate
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from fraudkit.science.schema import TransactionSchema, read_transactions
     from fraudkit.science.sequential import SequentialABTest
     from fraudkit.science.simulate import Drift, TransactionSimulator, bayes_ceiling
+    from fraudkit.science.traffic import load_windows
+    from fraudkit.science.transactions import Transactions, load_or_simulate
     from fraudkit.tracking.manager import MlflowManager, mlflow_manager
 
     __version__: str
@@ -77,6 +79,10 @@ _EXPORTS: dict[str, str] = {
     "build_features": "science.features",
     "EntitySimulator": "science.entities",
     "EntityDrift": "science.entities",
+    "Transactions": "science.transactions",
+    "HandbookWorld": "science.entities",
+    "load_or_simulate": "science.transactions",
+    "load_windows": "science.traffic",
     "FeatureSpec": "science.features",
     "FeatureState": "science.features",
     "build_model": "science.models",
@@ -112,6 +118,7 @@ __all__ = [
     "FeatureSpec",
     "FeatureState",
     "FraudkitError",
+    "HandbookWorld",
     "MlflowManager",
     "ModelError",
     "NotebookExecutionError",
@@ -125,6 +132,7 @@ __all__ = [
     "TrackingUnavailableError",
     "TransactionSchema",
     "TransactionSimulator",
+    "Transactions",
     "__version__",
     "bayes_ceiling",
     "build_features",
@@ -140,7 +148,9 @@ __all__ = [
     "estimate_performance",
     "evaluate",
     "evaluate_alerts",
+    "load_or_simulate",
     "load_transactions",
+    "load_windows",
     "mlflow_manager",
     "monitor_window",
     "monitor_windows",

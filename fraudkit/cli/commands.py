@@ -110,10 +110,26 @@ def run_command(
     type=click.Path(exists=True, dir_okay=False),
     help="YAML mapping notebook name -> parameters.",
 )
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A CSV or Parquet file of transactions every notebook reads instead of simulating.",
+)
+@click.option(
+    "--schema",
+    metavar="NAME|FILE",
+    help="The data's schema: kaggle (default), handbook (the entity simulator) or a YAML file.",
+)
 @_notebooks_dir_option
 @click.option("--quiet", is_flag=True, help="No per-cell progress bars.")
 def pipeline_command(
-    quick: bool, config_file: str | None, notebooks_dir: Path | None, quiet: bool
+    quick: bool,
+    config_file: str | None,
+    data_path: str | None,
+    schema: str | None,
+    notebooks_dir: Path | None,
+    quiet: bool,
 ) -> None:
     """Run the notebooks in order under one pipeline id, then rebuild reports/index.html."""
     from fraudkit.core.exceptions import NotebookExecutionError
@@ -127,6 +143,8 @@ def pipeline_command(
             parameters=overrides,
             progress=not quiet,
             on_start=lambda name: click.echo(f"== {name}"),
+            data_path=data_path,
+            schema=schema,
         )
     except NotebookExecutionError:
         from fraudkit.core.config import reports_dir

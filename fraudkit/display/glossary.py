@@ -120,6 +120,10 @@ GLOSSARY: dict[str, MetricInfo] = {
     "share_of_bayes_auprc": _info("share of Bayes AUPRC", "rate", "% of the ceiling", "higher",
         "The model's AUPRC divided by the Bayes ceiling on the same rows; 100 % is the best "
         "possible."),
+    "average_precision_without_behaviour": _info("AUPRC without behavioural features",
+        "score", _SCORE, "higher",
+        "AUPRC of the same model trained without the behavioural features, on the same test "
+        "rows: what the features are worth."),
     # -- training and model comparison ---------------------------------------------------
     "fit_seconds": _info("fit time", "seconds", "seconds", "lower",
         "Time to train and calibrate the model."),

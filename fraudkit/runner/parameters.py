@@ -21,7 +21,7 @@ import yaml
 
 from fraudkit.core import config
 from fraudkit.core.config import ExperimentType
-from fraudkit.core.exceptions import ConfigurationError, NotebookParameterError
+from fraudkit.core.exceptions import ConfigurationError, NotebookParameterError, SchemaError
 
 if TYPE_CHECKING:
     from fraudkit.tracking.manager import MlflowManager
@@ -189,6 +189,8 @@ def validate_parameters(name: str, parameters: Mapping[str, Any] | None) -> dict
     ------
     NotebookParameterError
         A name the notebook does not declare, or a value of the wrong type.
+        Also a ``schema`` that is neither a preset nor a valid schema file, checked before
+        any run is created.
     """
     declared = notebook_parameters(name)
     checked: dict[str, Any] = {}
@@ -209,6 +211,16 @@ def validate_parameters(name: str, parameters: Mapping[str, Any] | None) -> dict
             raise NotebookParameterError(
                 f"parameter {key!r} of notebook {name!r} must be {expected}, got {raw!r}"
             )
+        if key == "schema" and value is not None:
+            # Imported here: pandas comes with it, and `fraudkit --help` need not wait.
+            from fraudkit.science.schema import TransactionSchema
+
+            try:
+                TransactionSchema.load(str(value))  # a typo fails here, not in the run
+            except SchemaError as exc:
+                raise NotebookParameterError(
+                    f"parameter 'schema' of notebook {name!r}: {exc}"
+                ) from exc
         checked[key] = value
     return checked
 

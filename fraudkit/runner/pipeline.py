@@ -111,6 +111,8 @@ def run_pipeline(
     progress: bool = True,
     on_start: Callable[[str], None] | None = None,
     manager: MlflowManager | str | None = None,
+    data_path: str | os.PathLike | None = None,
+    schema: str | os.PathLike | None = None,
 ) -> PipelineResult:
     """Run the existing notebooks in pipeline order under one pipeline id.
 
@@ -128,6 +130,13 @@ def run_pipeline(
         Called with each notebook name before it starts (progress display).
     manager : MlflowManager or str, optional
         The tracking store (a manager or a tracking URI); default the shared manager.
+    data_path : str or os.PathLike, optional
+        A transaction file every notebook reads instead of simulating (their
+        ``data_path``); monitoring cuts it into windows.
+    schema : str or os.PathLike, optional
+        A preset name (``kaggle``, ``handbook``) or a schema file, passed as every
+        notebook's ``schema``; e.g. ``handbook`` runs the whole story on the entity
+        simulator.
 
     Raises
     ------
@@ -140,12 +149,14 @@ def run_pipeline(
     pipeline_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     runs: list[NotebookRun] = []
     overrides = {k: dict(v) for k, v in (parameters or {}).items()}
+    shared = {"data_path": data_path, "schema": schema}
+    shared = {k: os.fspath(v) for k, v in shared.items() if v is not None}
     try:
         for name in available_notebooks():
             declared = notebook_parameters(name)
             defaults = {**PIPELINE_PARAMETERS.get(name, {})}
             defaults.update(QUICK_PARAMETERS.get(name, {}) if quick else {})
-            chosen = {k: v for k, v in defaults.items() if k in declared}
+            chosen = {k: v for k, v in {**defaults, **shared}.items() if k in declared}
             chosen.update(overrides.get(name, {}))
             if name == "retraining":
                 monitoring = next((r for r in runs if r.notebook == "monitoring"), None)

@@ -3,9 +3,9 @@
 The schema constants name the columns every module uses. :func:`load_transactions` reads
 and validates user files (the real ``creditcard.csv`` loads as is), :func:`time_split`
 makes delayed-feedback time splits, :func:`time_windows` cuts a file into monitoring
-windows, :func:`data_fingerprint` identifies a frame for tracking tags and
-:func:`load_or_simulate` is the notebooks' first step: a file, or simulated transactions
-(:mod:`fraudkit.science.simulate`) when there is none.
+windows and :func:`data_fingerprint` identifies a frame for tracking tags. The notebooks'
+first step, a file or a simulation in any schema, is
+:func:`fraudkit.science.transactions.load_or_simulate`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import pandas as pd
 from fraudkit.core.exceptions import ConfigurationError, DataValidationError
 from fraudkit.core.schema import (
     AMOUNT_COLUMN,
-    DEFAULT_FRAUD_RATE,
     KAGGLE_COLUMNS,
     LABEL_COLUMN,
     TIME_COLUMN,
@@ -32,12 +31,10 @@ from fraudkit.core.schema import (
 from fraudkit.science.checks import read_table
 from fraudkit.science.metrics import MIN_FRAUDS, few_frauds_message
 from fraudkit.science.schema import TransactionSchema
-from fraudkit.science.simulate import TransactionSimulator
 
 __all__ = [
     "DataSplit",
     "data_fingerprint",
-    "load_or_simulate",
     "load_transactions",
     "require_columns",
     "time_split",
@@ -509,45 +506,3 @@ def data_fingerprint(df: pd.DataFrame) -> str:
         digest.update(f"{name!s}\x1f{dtype!s}\x1e".encode())
     digest.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def load_or_simulate(
-    data_path: str | Path | None,
-    *,
-    n_transactions: int,
-    fraud_rate: float = DEFAULT_FRAUD_RATE,
-    seed: int = 0,
-) -> tuple[pd.DataFrame, TransactionSimulator | None]:
-    """Return labelled transactions from ``data_path``, or simulated ones when it is None.
-
-    The notebooks' common first step. The simulator is returned with simulated data so
-    callers can put the Bayes-optimal ceiling beside their metrics
-    (:func:`fraudkit.science.simulate.bayes_ceiling`); it is None for a loaded file.
-
-    Parameters
-    ----------
-    data_path : str, pathlib.Path or None
-        A file :func:`load_transactions` reads, or None to simulate.
-    n_transactions : int
-        Rows to simulate (ignored for a file).
-    fraud_rate : float, default :data:`DEFAULT_FRAUD_RATE`
-        Fraud prior of the simulated rows.
-    seed : int, default 0
-        Seed of the simulator.
-
-    Returns
-    -------
-    tuple of pandas.DataFrame and TransactionSimulator or None
-        The transactions and the simulator that drew them (None for a file).
-
-    Raises
-    ------
-    DataValidationError
-        As :func:`load_transactions` (both classes are required).
-    ConfigurationError
-        As :class:`fraudkit.science.simulate.TransactionSimulator` for bad simulation settings.
-    """
-    if data_path is not None:
-        return load_transactions(data_path, require_both_classes=True), None
-    simulator = TransactionSimulator(seed=seed, fraud_rate=fraud_rate)
-    return simulator.sample(n_transactions), simulator

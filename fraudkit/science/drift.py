@@ -162,8 +162,9 @@ def _resolve_categorical(
     return chosen
 
 
-def _column(name: str, frame: pd.DataFrame, column: str) -> np.ndarray:
-    """Return ``frame[column]`` as finite floats, or raise DataValidationError."""
+def _column(name: str, frame: pd.DataFrame, column: str, drop_missing: bool) -> np.ndarray:
+    """Return ``frame[column]`` as finite floats (its missing cells left out when
+    ``drop_missing``), or raise DataValidationError."""
     series = frame[column]
     if not pd.api.types.is_numeric_dtype(series):
         raise DataValidationError(
@@ -171,6 +172,8 @@ def _column(name: str, frame: pd.DataFrame, column: str) -> np.ndarray:
             "columns, so encode it as numbers or leave it out of features"
         )
     values = series.to_numpy(dtype=float, na_value=np.nan)
+    if drop_missing:
+        values = values[~np.isnan(values)]
     bad = ~np.isfinite(values)
     if bad.any():
         raise DataValidationError(
@@ -254,6 +257,7 @@ def detect_drift(
     correction: str = "bh",
     threshold: float | None = None,
     min_effect: float | None = None,
+    drop_missing: bool = False,
 ) -> DriftReport:
     """Test every feature of ``current`` against ``reference`` for a change of distribution.
 
@@ -289,6 +293,10 @@ def detect_drift(
     min_effect : float, optional
         Guard against significant but irrelevant shifts in large windows: a feature drifts
         only when its KS distance is at least ``min_effect`` as well (see module notes).
+    drop_missing : bool, default False
+        Leave the missing cells of the numeric features out of their tests, for features
+        where an empty cell is a value (a card's first transaction has no time since its
+        previous one). By default a missing cell is refused.
 
     Returns
     -------
@@ -312,8 +320,9 @@ def detect_drift(
 
     results = []
     for column in columns:
-        pair = (_column("reference", reference, column), _column("current", current, column))
-        results.append((*feature_test(*pair, method), 0, ""))
+        before = _column("reference", reference, column, drop_missing)
+        after = _column("current", current, column, drop_missing)
+        results.append((*feature_test(before, after, method), 0, ""))
     results += [category_test(reference[c], current[c]) for c in categories]
     table = pd.DataFrame(
         results,

@@ -40,6 +40,8 @@ cards' labels; there it is an approximation, stated in :func:`terminal_compromis
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -51,10 +53,28 @@ from scipy.stats import gamma, norm
 
 from fraudkit.core.exceptions import DataValidationError
 
-__all__ = ["ChargebackDelay", "EntityDrift", "EntitySimulator", "terminal_compromise"]
+__all__ = [
+    "HANDBOOK_DAYS",
+    "HANDBOOK_FUTURE_DAYS",
+    "ChargebackDelay",
+    "EntityDrift",
+    "EntitySimulator",
+    "HandbookWorld",
+    "simulated_days",
+    "terminal_compromise",
+]
 
 _DAY = 86_400.0
 _SCENARIO_COLUMN = "TX_FRAUD_SCENARIO"
+# Transactions a handbook customer makes a day on average: the rate is uniform on [0, 4]
+# and about 3 % of the normal draws of the time of day fall outside the day.
+_TX_PER_CUSTOMER_DAY = 1.94
+# Terminals per customer in the handbook's generator (10,000 for 5,000).
+_TERMINALS_PER_CUSTOMER = 2
+# A handbook world: its training period (the handbook generator's 183 days), then a year of
+# the same customers and terminals for monitoring and retraining to watch.
+HANDBOOK_DAYS = 183
+HANDBOOK_FUTURE_DAYS = 365
 
 
 @dataclass(frozen=True)
@@ -456,3 +476,78 @@ def terminal_compromise(
         belief[rows] = np.divide(prior * if_compromised, evidence, out=prior, where=evidence > 0)
         last_day[rows] = day[j]
     return stationary + (belief - stationary) * keep ** (day - last_day)
+
+
+@dataclass(frozen=True)
+class HandbookWorld:
+    """One simulated world of the ``handbook`` preset, named by its size and seed.
+
+    Its customers and terminals live :data:`HANDBOOK_DAYS` days of training period and a
+    year after it. Training reads the training period; monitoring and retraining read the
+    year after, so they watch the same customers and terminals the model learnt from.
+    The world is logged with the model (``simulation`` in its definitions), so a later
+    notebook simulates it again.
+
+    Customers and terminals scale together (two terminals a customer, as the handbook's
+    generator has), and the radius a customer shops within grows as the terminals thin
+    out, so each customer has as many terminals in reach as in the handbook's world (about
+    80) and the fraud scenarios keep their rates at any size.
+
+    Parameters
+    ----------
+    n_transactions : int
+        About how many transactions the training period holds.
+    seed : int
+        The simulation's seed.
+    """
+
+    n_transactions: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_transactions < 1:
+            raise DataValidationError(f"n_transactions = {self.n_transactions} must be at least 1")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> HandbookWorld:
+        """The world :meth:`to_dict` described."""
+        return cls(int(values["n_transactions"]), int(values["seed"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The world as plain, loggable values."""
+        return {"preset": "handbook", "n_transactions": self.n_transactions, "seed": self.seed}
+
+    @property
+    def n_customers(self) -> int:
+        """Customers: enough for ``n_transactions`` over the training period."""
+        return max(1, math.ceil(self.n_transactions / (_TX_PER_CUSTOMER_DAY * HANDBOOK_DAYS)))
+
+    @property
+    def rows_per_day(self) -> float:
+        """Transactions a day, on average."""
+        return self.n_customers * _TX_PER_CUSTOMER_DAY
+
+    def simulator(self, drift: EntityDrift | None = None) -> EntitySimulator:
+        """The world's simulator, over the training period and the year after it.
+
+        ``drift`` changes days from its start on only, so every earlier day is the same
+        with or without it.
+        """
+        terminals = _TERMINALS_PER_CUSTOMER * self.n_customers
+        handbook = EntitySimulator()
+        return EntitySimulator(
+            n_customers=self.n_customers,
+            n_terminals=terminals,
+            radius=handbook.radius * math.sqrt(handbook.n_terminals / terminals),
+            n_days=HANDBOOK_DAYS + HANDBOOK_FUTURE_DAYS,
+            seed=self.seed,
+            drift=drift or EntityDrift(),
+        )
+
+
+def simulated_days(simulator: EntitySimulator, first: float, last: float) -> pd.DataFrame:
+    """The simulated rows from day ``first`` up to, not including, day ``last`` (from the
+    simulator's ``start``), with a fresh index."""
+    frame = simulator.sample()
+    day = (frame["TX_DATETIME"] - pd.Timestamp(simulator.start)) / pd.Timedelta(days=1)
+    return frame[(day >= first) & (day < last)].reset_index(drop=True)

@@ -16,7 +16,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
-from fraudkit.core.schema import FEATURE_COLUMNS
+from fraudkit.core.schema import FEATURE_COLUMNS, LABEL_COLUMN
 from fraudkit.science.models import base_model, class_labels
 
 __all__ = ["feature_importances"]
@@ -48,19 +48,32 @@ def _native_importances(model: Any) -> pd.Series | None:
     if blocks is None:
         names = getattr(classifier, "feature_names_in_", None)
         return None if names is None else pd.Series(values, index=list(names))
-    # One-to-one blocks name outputs by column; the hour's sin and cos by the block name.
-    labels = [
-        label
-        for name, columns, width in blocks
-        for label in (columns if width == len(columns) else [name] * width)
-    ]
-    return pd.Series(values, index=labels).groupby(level=0, sort=False).sum()
+    return pd.Series(values, index=_output_labels(model, blocks)).groupby(level=0, sort=False).sum()
+
+
+def _output_labels(model: Any, blocks: list[tuple[str, list[str], int]]) -> list[str]:
+    """The input column behind each output of the ``features`` step.
+
+    One-to-one blocks name outputs by column. The hour's sin and cos are reported as
+    ``hour``. A one-hot column (``ProductCD_W``) or a missing-value indicator
+    (``missingindicator_x``) counts towards the longest input column its name holds.
+    """
+    names = list(model.named_steps["features"].get_feature_names_out())
+    labels: list[str] = []
+    for name, columns, width in blocks:
+        outputs, names = names[:width], names[width:]
+        if width == len(columns) or name == "hour":
+            labels += columns if width == len(columns) else [name] * width
+            continue
+        longest_first = sorted(columns, key=len, reverse=True)
+        labels += [next((c for c in longest_first if c in out), name) for out in outputs]
+    return labels
 
 
 def _permutation_importances(
-    model: Any, df: pd.DataFrame, n_repeats: int, random_state: int
+    model: Any, df: pd.DataFrame, n_repeats: int, random_state: int, label: str
 ) -> pd.Series:
-    y = class_labels(df, "importance frame")
+    y = class_labels(df, "importance frame", label=label)
     blocks = _feature_blocks(model)
     if blocks is None:
         columns = [c for c in FEATURE_COLUMNS if c in df.columns]
@@ -84,7 +97,12 @@ def _permutation_importances(
 
 
 def feature_importances(
-    model: Any, df: pd.DataFrame, *, n_repeats: int = 5, random_state: int = 0
+    model: Any,
+    df: pd.DataFrame,
+    *,
+    n_repeats: int = 5,
+    random_state: int = 0,
+    label: str = LABEL_COLUMN,
 ) -> pd.Series:
     """Importance of each input feature, most important first.
 
@@ -106,6 +124,8 @@ def feature_importances(
         Permutations per feature.
     random_state : int, default 0
         Seed of the permutations.
+    label : str, default ``Class``
+        The label column of ``df`` (a schema's ``label``).
 
     Returns
     -------
@@ -117,7 +137,7 @@ def feature_importances(
     pipeline = base_model(model)
     importances = _native_importances(pipeline)
     if importances is None:
-        importances = _permutation_importances(pipeline, df, n_repeats, random_state)
+        importances = _permutation_importances(pipeline, df, n_repeats, random_state, label)
     importances.name = "importance"
     importances.index.name = "feature"
     return importances.sort_values(ascending=False, kind="stable")

@@ -43,6 +43,7 @@ __all__ = [
     "SCHEMA_INPUTS_FIX",
     "categorical_mask",
     "check_kaggle_inputs",
+    "drift_inputs",
     "input_columns",
     "kaggle_features",
     "require_inputs",
@@ -124,6 +125,20 @@ def check_kaggle_inputs(df: pd.DataFrame, columns: list[str], what: str) -> None
 def input_columns(schema: TransactionSchema, behaviour: Sequence[str]) -> list[str]:
     """The columns a schema model reads, in the order of its output features."""
     return [schema.amount, *schema.numeric, *behaviour, *schema.categorical]
+
+
+def drift_inputs(
+    schema: TransactionSchema | None, behaviour: Sequence[str] = ()
+) -> tuple[list[str] | None, list[str]]:
+    """The numeric and categorical columns drift monitoring tests for a model on ``schema``.
+
+    ``(None, [])`` on the Kaggle schema (or None): the drift tests' default, ``V1``..``V28``
+    and ``Amount``. Otherwise the amount, the ``numeric`` columns and ``behaviour``, and the
+    ``categorical`` columns: what the model reads.
+    """
+    if schema is None or schema.numeric == tuple(V_COLUMNS):
+        return None, []
+    return [schema.amount, *schema.numeric, *behaviour], list(schema.categorical)
 
 
 def schema_features(

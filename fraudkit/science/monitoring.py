@@ -48,10 +48,14 @@ from fraudkit.science.estimation import (
     estimate_performance,
     reference_calibration,
 )
+from fraudkit.science.features import FeatureSpec
 from fraudkit.science.metrics import check_fraction, evaluate, few_frauds_message
+from fraudkit.science.model_inputs import drift_inputs
 from fraudkit.science.models import predict_scores
+from fraudkit.science.schema import TransactionSchema
 
 __all__ = [
+    "BEHAVIOUR_MIN_EFFECT",
     "MonitoringAlert",
     "WindowReport",
     "evaluate_alerts",
@@ -59,6 +63,12 @@ __all__ = [
     "monitor_windows",
     "summarise_alerts",
 ]
+
+# On a declared schema a feature drifts only when it also moved by this KS distance. An
+# entity's features aggregate its history, so consecutive rows are not independent and a
+# row-level test finds negligible shifts significant in windows of thousands of rows (on
+# the handbook world, undrifted windows moved fraud-rate features by KS 0.02-0.05).
+BEHAVIOUR_MIN_EFFECT = 0.1
 
 # The count a metric is a share of, for its binomial standard error in the performance
 # test: precision is a share of the alerts, accuracy of all rows; the rest (recall, average
@@ -163,6 +173,8 @@ def monitor_window(
     drift: DriftReport | None = None,
     base_rate: tuple[int, int] | None = None,
     earlier_scores: Sequence[ArrayLike] = (),
+    schema: TransactionSchema | None = None,
+    features: FeatureSpec | None = None,
 ) -> WindowReport:
     """Check one window: feature drift, score drift and performance.
 
@@ -206,6 +218,11 @@ def monitor_window(
         ends (oldest first; :func:`monitor_windows` passes them). When the window has no
         labels either, its scores pooled with these are tested against the reference
         too, and the estimate is unreliable when they drifted.
+    schema, features : TransactionSchema and FeatureSpec, optional
+        The model's schema and behavioural features when not Kaggle's: its label and
+        amount columns are read, and the drift tests cover what the model reads
+        (:func:`~fraudkit.science.model_inputs.drift_inputs`), categorical columns too,
+        with a feature drifting only when it also moved by :data:`BEHAVIOUR_MIN_EFFECT`.
 
     Returns
     -------
@@ -223,11 +240,25 @@ def monitor_window(
         When the window holds (or, without labels, its scores expect) fewer than
         :data:`fraudkit.science.metrics.MIN_FRAUDS` frauds; the message is on the report too.
     """
+    label, amount_column = (
+        (schema.label, schema.amount) if schema else (LABEL_COLUMN, AMOUNT_COLUMN)
+    )
+    if drift is None:
+        numeric, categorical = drift_inputs(schema, features.names() if features else ())
+        drift = detect_drift(
+            reference,
+            window,
+            features=numeric,
+            categorical=categorical,
+            alpha=alpha,
+            drop_missing=numeric is not None,  # behavioural features may be empty
+            min_effect=None if numeric is None else BEHAVIOUR_MIN_EFFECT,
+        )
     drift, reference_scores = _reference_inputs(
-        model, reference, window, alpha=alpha, reference_scores=reference_scores, drift=drift
+        model, reference, window, reference_scores=reference_scores, drift=drift
     )
     scores = predict_scores(model, window)
-    reference_labels = reference[LABEL_COLUMN] if LABEL_COLUMN in reference.columns else None
+    reference_labels = reference[label] if label in reference.columns else None
     # One test of the window's scores, and of the label-free stretch's, against the reference.
     score_drift = partial(
         detect_prediction_drift,
@@ -239,10 +270,10 @@ def monitor_window(
     )
     prediction_drift = score_drift(scores)
     calibration, samples = _reference_maps(reference_scores, reference_labels, scores, base_rate)
-    labels = window[LABEL_COLUMN] if labels_available and LABEL_COLUMN in window else None
+    labels = window[label] if labels_available and label in window else None
     realised = None
     if labels is not None:
-        amount = window[AMOUNT_COLUMN] if AMOUNT_COLUMN in window.columns else None
+        amount = window[amount_column] if amount_column in window.columns else None
         realised = evaluate(labels, scores, threshold=threshold, amount=amount)
     stretch_drift = None
     if labels is None and len(earlier_scores):
@@ -271,17 +302,13 @@ def _reference_inputs(
     reference: pd.DataFrame,
     window: pd.DataFrame,
     *,
-    alpha: float,
     reference_scores: ArrayLike | None,
-    drift: DriftReport | None,
+    drift: DriftReport,
 ) -> tuple[DriftReport, ArrayLike]:
-    """The window's drift report and the model's scores on the reference.
-
-    Each is computed when not given, and checked against the frames when given.
+    """The window's drift report, checked against the frames, and the model's scores on
+    the reference, computed when not given.
     """
-    if drift is None:
-        drift = detect_drift(reference, window, alpha=alpha)
-    elif (drift.n_reference, drift.n_current) != (len(reference), len(window)):
+    if (drift.n_reference, drift.n_current) != (len(reference), len(window)):
         raise DataValidationError(
             f"drift compares {drift.n_reference:,} with {drift.n_current:,} rows, but the "
             f"reference has {len(reference):,} and the window {len(window):,}; pass the "
@@ -326,6 +353,8 @@ def monitor_windows(
     alpha: float = 0.05,
     reference_scores: ArrayLike | None = None,
     base_rate: tuple[int, int] | None = None,
+    schema: TransactionSchema | None = None,
+    features: FeatureSpec | None = None,
 ) -> list[WindowReport]:
     """Check consecutive windows whose newest ``label_delay`` have no labels yet.
 
@@ -348,7 +377,7 @@ def monitor_windows(
         The windows, oldest first.
     label_delay : int, default 0
         How many of the newest windows have no labels yet (chargebacks arrive weeks late).
-    threshold, alpha, reference_scores, base_rate
+    threshold, alpha, reference_scores, base_rate, schema, features
         As for :func:`monitor_window`.
 
     Returns
@@ -382,6 +411,8 @@ def monitor_windows(
                 reference_scores=reference_scores,
                 base_rate=base_rate,
                 earlier_scores=stretch,
+                schema=schema,
+                features=features,
             )
         )
         if label_free:

@@ -66,6 +66,8 @@ if TYPE_CHECKING:
     from mlflow.tracking.fluent import ActiveRun
     from numpy.typing import ArrayLike
 
+    from fraudkit.science.features import FeatureSpec
+    from fraudkit.science.schema import TransactionSchema
     from fraudkit.tracking.history import DegradationResult
 
 # latest_finished_run lives in fraudkit.tracking.store; it is kept here, where notebooks import it.
@@ -512,6 +514,9 @@ class MlflowManager:
         evaluation_dataset: pd.DataFrame | None = None,
         evaluation_dataset_name: str = "test",
         reason: str | None = None,
+        schema: TransactionSchema | None = None,
+        features: FeatureSpec | None = None,
+        simulation: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Log a model and register a version: :func:`.model_logging.log_model_with_metadata`."""
         return model_logging.log_model_with_metadata(
@@ -527,6 +532,9 @@ class MlflowManager:
             evaluation_dataset=evaluation_dataset,
             evaluation_dataset_name=evaluation_dataset_name,
             reason=reason,
+            schema=schema,
+            features=features,
+            simulation=simulation,
         )
 
     # -- registry (each a tracking.registry / promotion / history function on self.client) --

@@ -43,8 +43,18 @@ from fraudkit.core.tags import (
     SOURCE_RUN_TAG,
     data_fingerprint_tag,
 )
+from fraudkit.science.features import FeatureSpec
+from fraudkit.science.schema import PRESETS, TransactionSchema
 from fraudkit.tracking.batch_logging import log_metrics
-from fraudkit.tracking.model_packaging import check_classifier, log_classifier
+from fraudkit.tracking.model_packaging import (
+    check_classifier,
+    definitions_metadata,
+    definitions_params,
+    log_classifier,
+    read_definitions,
+    read_simulation,
+    schema_signature,
+)
 from fraudkit.tracking.registry import discard_version, get_version_by_alias, load_model, move_alias
 from fraudkit.tracking.store import open_client, run_metrics, store_error
 
@@ -137,13 +147,17 @@ def log_model_with_metadata(
     evaluation_dataset: pd.DataFrame | None = None,
     evaluation_dataset_name: str = "test",
     reason: str | None = None,
+    schema: TransactionSchema | None = None,
+    features: FeatureSpec | None = None,
+    simulation: Mapping[str, Any] | None = None,
 ) -> ModelVersion:
     """Log a fitted scikit-learn model with its metadata and register a new version.
 
     The model is stored with skops (trusted types taken from the model itself, which
     may hold scikit-learn, numpy and scipy types only), explicit pip requirements, a
-    signature on the feature frame and ``pyfunc_predict_fn="predict_proba"``, so
-    ``mlflow.pyfunc.load_model`` on the version returns fraud probabilities. ``stage``
+    signature on the feature frame (typed from the schema on a declared one) and
+    ``pyfunc_predict_fn="predict_proba"``, so ``mlflow.pyfunc.load_model`` on the version
+    returns fraud probabilities. ``stage``
     (``"Staging"``/``"Production"``, any case) sets the matching alias and records the
     move. Without an active run a training run is started for the call and ended
     afterwards.
@@ -180,6 +194,19 @@ def log_model_with_metadata(
         Its name in MLflow (default ``"test"``).
     reason : str, optional
         Recorded with the alias move.
+    schema : TransactionSchema, optional
+        The schema the model was trained on, when not Kaggle's. It travels with the model
+        (its ``MLmodel`` metadata, read back by :func:`load_alias`) with ``features``,
+        types the signature, and is logged as the run artifacts
+        ``definitions/schema.yaml`` and ``definitions/features.yaml`` and as params
+        ``features.*``.
+    features : FeatureSpec, optional
+        With ``schema``, the behavioural features the model reads (default
+        :class:`~fraudkit.science.features.FeatureSpec` on the schema's entities).
+    simulation : mapping, optional
+        With ``schema``, the simulated world the model was trained on
+        (:class:`~fraudkit.science.entities.HandbookWorld`), kept in its metadata so
+        that monitoring watches the same world.
 
     Returns
     -------
@@ -204,7 +231,18 @@ def log_model_with_metadata(
     trusted = check_classifier(model, model_name)
     if input_example is not None and hasattr(input_example, "head"):
         input_example = input_example.head(5)
+    own, spec = None, None
+    if schema is not None and schema != PRESETS["kaggle"]:
+        own, spec = schema, (features or FeatureSpec()).for_schema(schema)
+        if signature is None and input_example is None:
+            raise TrackingError(
+                "a model on a declared schema needs input_example= (a few rows of its "
+                "input columns) to type its outputs"
+            )
+        signature = signature or schema_signature(model, own, spec, input_example)
     with _model_run(manager, model_name) as run_id:
+        if own is not None and spec is not None:
+            _log_definitions(manager, own, spec)
         evaluation = _log_run_inputs(
             manager,
             run_id,
@@ -220,6 +258,7 @@ def log_model_with_metadata(
             input_example=input_example,
             signature=signature,
             trusted_types=trusted,
+            metadata=definitions_metadata(own, spec, simulation),
         )
         return _complete_version(
             manager,
@@ -233,6 +272,17 @@ def log_model_with_metadata(
             alias=alias,
             reason=reason,
         )
+
+
+def _log_definitions(manager: MlflowManager, schema: TransactionSchema, spec: FeatureSpec) -> None:
+    """The schema and feature definitions as params and as YAML artifacts of the run."""
+    import yaml
+
+    manager.log_params(definitions_params(schema, spec))
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "schema.yaml").write_text(schema.to_yaml())
+        (Path(folder) / "features.yaml").write_text(yaml.safe_dump(spec.to_dict()))
+        manager.log_artifacts({"definitions": folder})
 
 
 @contextmanager
@@ -549,6 +599,13 @@ class AliasedModel:
         The monitoring reference kept with the version's run.
     reference_scores : numpy.ndarray
         The model's scores on ``reference``.
+    schema : TransactionSchema or None
+        The schema the version was trained on; None for Kaggle's.
+    features : FeatureSpec or None
+        Its behavioural feature definitions; None for Kaggle's schema.
+    simulation : dict or None
+        The simulated world it was trained on, if any (see
+        :func:`~fraudkit.tracking.model_packaging.read_simulation`).
     """
 
     version: ModelVersion
@@ -557,6 +614,9 @@ class AliasedModel:
     metrics: dict[str, float]
     reference: pd.DataFrame
     reference_scores: np.ndarray
+    schema: TransactionSchema | None = None
+    features: FeatureSpec | None = None
+    simulation: dict[str, Any] | None = None
 
     @property
     def uri(self) -> str:
@@ -623,6 +683,7 @@ def load_alias(model_name: str, alias: str, *, client: MlflowClient | None = Non
     model = load_model(f"models:/{model_name}/{version.version}", client=client)
     # The threshold came from the version's run, so it has one.
     reference, scores = load_reference(client, str(version.run_id))
+    schema, features = read_definitions(model)
     return AliasedModel(
         version=version,
         model=model,
@@ -630,4 +691,7 @@ def load_alias(model_name: str, alias: str, *, client: MlflowClient | None = Non
         metrics=metrics,
         reference=reference,
         reference_scores=scores,
+        schema=schema,
+        features=features,
+        simulation=read_simulation(model),
     )

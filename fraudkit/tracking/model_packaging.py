@@ -8,17 +8,25 @@ keeps; this module decides how the model itself is stored:
 * :func:`skops_trusted_types`: the types skops must trust to load the model, refused
   unless they are scikit-learn, numpy and scipy ones;
 * :func:`pip_requirements`: explicit pins of the libraries the model needs;
-* :func:`feature_signature`: the signature on the feature frame;
-* :func:`log_classifier`: the model logged with all three and registered as a version.
+* :func:`feature_signature`: the signature on the feature frame, or on a declared schema's
+  columns (:func:`schema_signature`);
+* :func:`definitions_metadata` / :func:`read_definitions`: the schema and the behavioural
+  feature definitions, kept in the model's ``MLmodel`` file so that model, schema and
+  definitions are one versioned thing;
+* :func:`log_classifier`: the model logged with all of it and registered as a version.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from mlflow.sklearn import log_model as log_sklearn_model
 
 from fraudkit.core.exceptions import RegistryError, TrackingError
+from fraudkit.science.features import FeatureSpec
+from fraudkit.science.model_inputs import input_columns
+from fraudkit.science.schema import PRESETS, TransactionSchema
 from fraudkit.tracking.registry import foreign_types
 from fraudkit.tracking.store import quote
 
@@ -26,12 +34,21 @@ if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
 
 __all__ = [
+    "DEFINITIONS_KEY",
     "check_classifier",
+    "definitions_metadata",
+    "definitions_params",
     "feature_signature",
     "log_classifier",
     "pip_requirements",
+    "read_definitions",
+    "read_simulation",
+    "schema_signature",
     "skops_trusted_types",
 ]
+
+# The key of the MLmodel file's metadata that holds the schema and feature definitions.
+DEFINITIONS_KEY = "fraudkit_definitions"
 
 
 def check_classifier(model: Any, model_name: str) -> list[str]:
@@ -159,6 +176,95 @@ def feature_signature(model: Any, input_example: Any) -> Any:
     return ModelSignature(inputs=Schema(columns))
 
 
+def schema_signature(
+    model: Any, schema: TransactionSchema, features: FeatureSpec, input_example: Any
+) -> Any:
+    """The signature of a model on a declared schema, typed from the schema, not a sample.
+
+    The amount, numeric and behavioural columns are doubles; the categorical columns are
+    strings and optional, since an empty cell scores as "other". Outputs are inferred from
+    the model's answer on ``input_example``.
+
+    Parameters
+    ----------
+    model : sklearn estimator
+        A fitted classifier with ``predict_proba``.
+    schema : TransactionSchema
+        The schema the model was trained on.
+    features : FeatureSpec
+        Its behavioural features, entities filled in.
+    input_example : DataFrame
+        A few rows holding the model's input columns.
+    """
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    categorical = set(schema.categorical)
+    columns: list[Any] = [
+        ColSpec("string", name, required=False) if name in categorical else ColSpec("double", name)
+        for name in input_columns(schema, features.names())
+    ]
+    outputs = infer_signature(input_example, model.predict_proba(input_example)).outputs
+    return ModelSignature(inputs=Schema(columns), outputs=outputs)
+
+
+def definitions_metadata(
+    schema: TransactionSchema | None,
+    features: FeatureSpec | None,
+    simulation: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The ``MLmodel`` metadata holding a schema, its feature definitions and the simulated
+    world the model was trained on, if any (None for Kaggle's schema, which the model's
+    signature says all about)."""
+    if schema is None or schema == PRESETS["kaggle"]:
+        return None
+    spec = (features or FeatureSpec()).for_schema(schema)
+    definitions = {"schema": schema.to_dict(), "source": schema.name, "features": spec.to_dict()}
+    if simulation:
+        definitions["simulation"] = dict(simulation)
+    return {DEFINITIONS_KEY: definitions}
+
+
+def definitions_params(schema: TransactionSchema, features: FeatureSpec) -> dict[str, str]:
+    """The feature definitions as run params, readable in the MLflow UI's run table."""
+    spec = features.for_schema(schema)
+    return {
+        "features.schema": schema.name or "custom",
+        "features.entities": ",".join(spec.entities),
+        "features.windows": ",".join(spec.windows),
+        "features.label_windows": ",".join(spec.label_windows),
+        "features.label_delay": spec.label_delay,
+    }
+
+
+def _definitions(model: Any) -> dict[str, Any]:
+    metadata = getattr(getattr(model, "metadata", None), "metadata", None) or {}
+    return metadata.get(DEFINITIONS_KEY) or {}
+
+
+def read_simulation(model: Any) -> dict[str, Any] | None:
+    """The simulated world a logged model was trained on (``HandbookWorld.to_dict``), or
+    None when it was trained on a file or on Kaggle's schema."""
+    return _definitions(model).get("simulation")
+
+
+def read_definitions(model: Any) -> tuple[TransactionSchema | None, FeatureSpec | None]:
+    """The schema and feature definitions a logged model carries: ``(None, None)`` for a
+    Kaggle-schema model.
+
+    Parameters
+    ----------
+    model : mlflow.pyfunc.PyFuncModel
+        A model loaded with :func:`fraudkit.tracking.registry.load_model`.
+    """
+    definitions = _definitions(model)
+    if not definitions:
+        return None, None
+    source = definitions.get("source") or "the logged model's schema"
+    schema = TransactionSchema.from_dict(definitions["schema"], name=source)
+    return schema, FeatureSpec.from_dict(definitions["features"])
+
+
 def log_classifier(
     model: Any,
     model_name: str,
@@ -166,6 +272,7 @@ def log_classifier(
     input_example: Any,
     signature: Any,
     trusted_types: list[str],
+    metadata: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Log ``model`` as the artifact ``model`` of the active run and register a version.
 
@@ -184,6 +291,8 @@ def log_classifier(
         None infers it with :func:`feature_signature`.
     trusted_types : list of str
         :func:`skops_trusted_types` of ``model``.
+    metadata : dict, optional
+        Kept in the ``MLmodel`` file (:func:`definitions_metadata`).
 
     Returns
     -------
@@ -205,4 +314,5 @@ def log_classifier(
         serialization_format="skops",
         skops_trusted_types=trusted_types,
         registered_model_name=model_name,
+        metadata=metadata,
     )

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 from mlflow.entities import RunTag
@@ -84,6 +86,10 @@ MODEL_URI_SCHEMES = ("models:/", "runs:/")
 # model (a custom function, os.system) would have to be trusted by skops, and would then
 # run wherever the model is loaded, so such a model is refused at logging and at loading.
 TRUSTED_TYPE_MODULES = ("sklearn.", "numpy.", "scipy.")
+# Gradient boosting with categorical features keeps functools.partial(check_array, ...).
+# skops checks the function a partial wraps as a type of its own (here scikit-learn's), so
+# trusting the partial by exact name trusts nothing the module list above does not.
+_TRUSTED_TYPE_NAMES = frozenset({"functools.partial"})
 
 # Registered-model tag values are VARCHAR(5000) on SQL stores; leave room for the record.
 _MAX_REASON = 2000
@@ -418,9 +424,14 @@ def link_run_to_version(
 def foreign_types(type_names: Iterable[str]) -> list[str]:
     """Return the names in ``type_names`` outside the kit's allow-list.
 
-    The allow-list is :data:`TRUSTED_TYPE_MODULES`: scikit-learn, numpy and scipy types.
+    The allow-list is :data:`TRUSTED_TYPE_MODULES`: scikit-learn, numpy and scipy types,
+    and ``functools.partial``, whose wrapped function skops checks as a type of its own.
     """
-    return [name for name in type_names if not str(name).startswith(TRUSTED_TYPE_MODULES)]
+    return [
+        name
+        for name in type_names
+        if not (str(name).startswith(TRUSTED_TYPE_MODULES) or str(name) in _TRUSTED_TYPE_NAMES)
+    ]
 
 
 def load_model(uri: str, *, client: MlflowClient | None = None) -> Any:
@@ -468,7 +479,7 @@ def load_model(uri: str, *, client: MlflowClient | None = None) -> Any:
     # The client's store, not mlflow's global URIs, which may point elsewhere; fraudkit
     # keeps the registry in the tracking store.
     store_uri = client.tracking_uri if client is not None else config.tracking_uri()
-    with tempfile.TemporaryDirectory(prefix="fraudkit-") as folder:
+    with tempfile.TemporaryDirectory(prefix="fraudkit-") as folder, _tracking_uri(store_uri):
         try:
             path = mlflow.artifacts.download_artifacts(
                 uri, dst_path=folder, tracking_uri=store_uri, registry_uri=store_uri
@@ -488,6 +499,26 @@ def load_model(uri: str, *, client: MlflowClient | None = None) -> Any:
                 "types it was not logged with, so re-log the model with "
                 "mlflow_manager.log_model_with_metadata"
             ) from error
+
+
+@contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """Point mlflow's global tracking URI at ``uri`` for the block, then back.
+
+    MLflow resolves a version's source, its logged model (``models:/m-...``), through the
+    global tracking URI whatever ``download_artifacts`` is given: in a process that never
+    set it, the default store of the working directory is searched and the model is "not
+    found". MLflow keeps its global URI in ``MLFLOW_TRACKING_URI`` too; a process that had
+    none gets none back (None unsets both), not the default pinned.
+    """
+    import mlflow
+
+    previous = os.environ.get(config.ENV_TRACKING_URI)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(cast(Any, previous))  # None: typed str, accepted
 
 
 def _check_skops_types(uri: str, folder: Path) -> None:

@@ -33,6 +33,7 @@ from fraudkit.runner.parameters import (
     parameter_values,
     validate_parameters,
 )
+from fraudkit.runner.pipeline import run_pipeline
 
 pytestmark = pytest.mark.notebook
 
@@ -358,6 +359,36 @@ def test_validate_parameters_coerces_command_line_text():
         "training", {"n_transactions": "5000", "threshold_target": "1", "data_path": "null"}
     )
     assert checked == {"n_transactions": 5000, "threshold_target": 1.0, "data_path": None}
+
+
+def test_a_schema_is_checked_before_any_run_is_created(tmp_path):
+    assert validate_parameters("training", {"schema": "handbook"}) == {"schema": "handbook"}
+    with pytest.raises(NotebookParameterError, match=r"parameter 'schema'.*neither a preset"):
+        validate_parameters("training", {"schema": "handbok"})
+    with pytest.raises(NotebookParameterError, match="neither a preset"):
+        validate_parameters("monitoring", {"schema": str(tmp_path / "missing.yaml")})
+
+
+def test_the_pipeline_passes_data_and_schema_to_every_notebook_declaring_them(
+    fraudkit_home, monkeypatch
+):
+    calls = []
+
+    def record(name, parameters, **_):
+        calls.append((name, dict(parameters)))
+        folder = Path(name)
+        return notebooks.NotebookRun(
+            name, f"run-{name}", name, "FINISHED", folder, folder, folder, folder, 0.0
+        )
+
+    monkeypatch.setattr("fraudkit.runner.pipeline.run_notebook", record)
+    monkeypatch.setattr("fraudkit.runner.pipeline._retraining_recommended", lambda *_: True)
+    monkeypatch.setattr("fraudkit.runner.pipeline.build_report_index", lambda **_: Path("i"))
+    run_pipeline(data_path="tx.csv", schema="schema.yaml", progress=False)
+    assert [name for name, _ in calls] == list(NOTEBOOKS)
+    for name, parameters in calls:
+        assert parameters["data_path"] == "tx.csv", name
+        assert parameters["schema"] == "schema.yaml", name
 
 
 def test_papermill_cli_runs_a_notebook_directly(tmp_path, fraudkit_home):

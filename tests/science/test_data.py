@@ -22,7 +22,6 @@ from fraudkit.core.schema import (
 from fraudkit.science.data import (
     DataSplit,
     data_fingerprint,
-    load_or_simulate,
     load_transactions,
     require_columns,
     time_split,
@@ -310,16 +309,3 @@ def test_require_columns_names_the_argument_and_the_missing_columns() -> None:
         require_columns(df.drop(columns=[LABEL_COLUMN]), "test_data", (LABEL_COLUMN,))
     with pytest.raises(DataValidationError, match="outcomes must be a DataFrame, got list"):
         require_columns([1, 2], "outcomes", (LABEL_COLUMN,))
-
-
-def test_load_or_simulate_returns_the_simulator_only_for_simulated_data(tmp_path) -> None:
-    simulated, simulator = load_or_simulate(None, n_transactions=500, fraud_rate=0.05, seed=4)
-    assert isinstance(simulator, TransactionSimulator)
-    assert (simulator.seed, simulator.fraud_rate) == (4, 0.05)
-    pd.testing.assert_frame_equal(
-        simulated, TransactionSimulator(seed=4, fraud_rate=0.05).sample(500)
-    )
-    simulated.to_csv(tmp_path / "t.csv", index=False)
-    loaded, none = load_or_simulate(tmp_path / "t.csv", n_transactions=10)
-    assert none is None
-    pd.testing.assert_frame_equal(loaded, simulated, rtol=1e-12)

@@ -183,6 +183,26 @@ def test_bad_features_are_rejected() -> None:
         detect_drift(reference, current, features=[])
 
 
+def test_drop_missing_tests_only_the_values_present() -> None:
+    rng = np.random.default_rng(9)
+    reference, current = normal_frame(rng, 400), normal_frame(rng, 400)
+    # A card's first transaction has no time since its previous one: empty, not drifted.
+    reference.loc[:99, "x0"] = np.nan
+    current.loc[:9, "x0"] = np.nan
+    kept = detect_drift(reference, current, features=["x0"], drop_missing=True)
+    expected = detect_drift(
+        reference[reference["x0"].notna()],
+        current[current["x0"].notna()],
+        features=["x0"],
+    )
+    pd.testing.assert_frame_equal(kept.features, expected.features)
+    current.loc[10:, "x0"] += 3.0  # the values present moved: that is drift
+    assert detect_drift(reference, current, features=["x0"], drop_missing=True).dataset_drift
+    current.loc[10, "x0"] = np.inf  # an infinity is still refused
+    with pytest.raises(DataValidationError, match="'x0' of current has 1 missing or infinite"):
+        detect_drift(reference, current, features=["x0"], drop_missing=True)
+
+
 @pytest.mark.parametrize(
     ("options", "match"),
     [

@@ -46,3 +46,22 @@ def test_feature_importances_group_the_hour(frames) -> None:
     importances = feature_importances(model, train)
     assert "hour" in importances.index and len(importances) == len(FEATURE_COLUMNS) + 1
     assert importances.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("model_type", ["logistic_regression", "random_forest"])
+def test_a_schema_models_importances_are_its_input_columns(tmp_path, model_type) -> None:
+    from support.ieee import write_ieee_like
+
+    from fraudkit.science.transactions import load_or_simulate
+
+    path, schema = write_ieee_like(tmp_path, n_cards=1_000, days=20)
+    data = load_or_simulate(path, schema, n_transactions=0, features={"windows": ["1h"]})
+    split = data.split()
+    model = train_model(split.train, model_type, **data.model_options)
+    found = feature_importances(model, split.validation, label=data.label)
+    # One-hot columns (ProductCD_W, ...) and missing-value indicators count towards the
+    # column they come from: one importance per input column.
+    assert sorted(found.index) == sorted(data.input_columns)
+    assert (found > 0).sum() > len(found) // 2
+    if model_type == "random_forest":  # impurity: the velocity the fraud shows in leads
+        assert found.index[0] in data.behaviour

@@ -192,6 +192,8 @@ def test_one_bad_point_rejects_the_whole_sweep_before_any_run(store):
     assert "no run was created" in message
     with pytest.raises(NotebookParameterError, match="has no parameter 'n_rows'"):
         run_sweep("training", grid={"seed": [1]}, parameters={"n_rows": 5})
+    with pytest.raises(NotebookParameterError, match=r"sweep point 1.*'handbok'.*neither"):
+        run_sweep("training", grid={"schema": ["handbook", "handbok"]})
     assert _training_runs(store) == []
     result = CliRunner().invoke(cli, ["sweep", "training", "-g", "n_transactions", "5,x"])
     assert result.exit_code == 1

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -72,3 +76,26 @@ def test_load_alias_says_what_is_missing(manager, toy):
     _train(manager, toy, reference=False)
     with pytest.raises(TrackingError, match="holds no monitoring reference"):
         load_alias(NAME, "production")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_load_alias_works_in_a_fresh_process_anywhere(manager, toy, tmp_path, fraudkit_home):
+    version = _train(manager, toy)
+    # A script run from another folder: MLflow's own default store would be that folder's,
+    # and the version's logged model must still be found in the kit's store.
+    script = (
+        "import os; from fraudkit.tracking.model_logging import load_alias; "
+        f"print(load_alias({NAME!r}, 'production').version.version); "
+        "print(os.environ.get('MLFLOW_TRACKING_URI'))"  # left unset, as it was
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**env, "FRAUDKIT_HOME": str(fraudkit_home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == [version, "None"]

@@ -259,10 +259,11 @@ def test_log_artifacts_files_dirs_figures_and_missing_paths(manager, tmp_path):
 
 
 def test_log_dataset_records_schema_profile_and_fingerprints(manager):
-    from fraudkit.science.data import data_fingerprint, load_or_simulate
+    from fraudkit.science.data import data_fingerprint
+    from fraudkit.science.transactions import load_or_simulate
     from fraudkit.tracking.model_logging import SCHEMA_SAMPLE_ROWS
 
-    frame, _ = load_or_simulate(None, n_transactions=3 * SCHEMA_SAMPLE_ROWS, seed=1)
+    frame = load_or_simulate(None, n_transactions=3 * SCHEMA_SAMPLE_ROWS, seed=1).frame
     test = frame.tail(500)
     with warnings.catch_warnings():
         # MLflow's integer-column hint would otherwise land in every notebook report.
