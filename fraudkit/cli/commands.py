@@ -114,7 +114,11 @@ def run_command(
     "--data",
     "data_path",
     type=click.Path(exists=True, dir_okay=False),
-    help="A CSV or Parquet file of transactions every notebook reads instead of simulating.",
+    help=(
+        "A CSV or Parquet file of transactions every notebook reads instead of simulating "
+        "(the A/B test and monitoring then read rows the models trained on: a demonstration, "
+        "not an evaluation)."
+    ),
 )
 @click.option(
     "--schema",

@@ -81,6 +81,8 @@ __all__ = [
     "detect_prediction_drift",
 ]
 
+# The test of a numeric column left with fewer than MIN_ROWS values by drop_missing.
+_TOO_FEW = "too few values"
 DRIFT_METHODS: tuple[str, ...] = ("auto", "psi", "wasserstein")
 # Conventional cut-offs of the effect-size methods: PSI 0.2 is the credit-scoring rule of
 # thumb for a "significant shift"; 0.1 reference standard deviations for Wasserstein.
@@ -296,7 +298,10 @@ def detect_drift(
     drop_missing : bool, default False
         Leave the missing cells of the numeric features out of their tests, for features
         where an empty cell is a value (a card's first transaction has no time since its
-        previous one). By default a missing cell is refused.
+        previous one). By default a missing cell is refused. A column left with fewer
+        than ``MIN_ROWS`` values on either side is not tested (test ``"too few values"``,
+        no p-value, never drifted) and joins no correction. A change in how often a cell
+        is empty is not tested.
 
     Returns
     -------
@@ -322,6 +327,9 @@ def detect_drift(
     for column in columns:
         before = _column("reference", reference, column, drop_missing)
         after = _column("current", current, column, drop_missing)
+        if min(len(before), len(after)) < MIN_ROWS:  # mostly empty cells: nothing to test
+            results.append((_TOO_FEW, np.nan, np.nan, np.nan, 0, ""))
+            continue
         results.append((*feature_test(before, after, method), 0, ""))
     results += [category_test(reference[c], current[c]) for c in categories]
     table = pd.DataFrame(
@@ -383,9 +391,13 @@ def _drifted(
 ) -> pd.Series:
     """Decide which features drifted; adds ``p_value_adjusted`` and ``threshold`` to ``table``."""
     if method == "auto":
-        table["p_value_adjusted"] = multipletests(
-            table["p_value"], alpha=alpha, method=_CORRECTIONS[correction]
-        )[1]
+        # A column left untested (too few values) has no p-value and joins no correction.
+        tested = table["p_value"].notna()
+        table["p_value_adjusted"] = np.nan
+        if tested.any():
+            table.loc[tested, "p_value_adjusted"] = multipletests(
+                table.loc[tested, "p_value"], alpha=alpha, method=_CORRECTIONS[correction]
+            )[1]
         table["threshold"] = alpha
         drifted = table["p_value_adjusted"] <= alpha
     else:

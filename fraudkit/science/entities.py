@@ -510,8 +510,22 @@ class HandbookWorld:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> HandbookWorld:
-        """The world :meth:`to_dict` described."""
-        return cls(int(values["n_transactions"]), int(values["seed"]))
+        """The world :meth:`to_dict` described.
+
+        Raises
+        ------
+        DataValidationError
+            ``values`` does not describe a handbook world.
+        """
+        try:
+            if values.get("preset") != "handbook":
+                raise ValueError(f"preset {values.get('preset')!r}")
+            return cls(int(values["n_transactions"]), int(values["seed"]))
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            raise DataValidationError(
+                f"{values!r} does not describe a handbook world ({error}); it needs "
+                "preset: handbook, n_transactions and seed, as HandbookWorld.to_dict writes"
+            ) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The world as plain, loggable values."""
@@ -523,6 +537,11 @@ class HandbookWorld:
         return max(1, math.ceil(self.n_transactions / (_TX_PER_CUSTOMER_DAY * HANDBOOK_DAYS)))
 
     @property
+    def origin(self) -> pd.Timestamp:
+        """Midnight of the world's first day."""
+        return pd.Timestamp(EntitySimulator.start)
+
+    @property
     def rows_per_day(self) -> float:
         """Transactions a day, on average."""
         return self.n_customers * _TX_PER_CUSTOMER_DAY
@@ -530,9 +549,22 @@ class HandbookWorld:
     def simulator(self, drift: EntityDrift | None = None) -> EntitySimulator:
         """The world's simulator, over the training period and the year after it.
 
-        ``drift`` changes days from its start on only, so every earlier day is the same
-        with or without it.
+        Parameters
+        ----------
+        drift : EntityDrift, optional
+            A new fraud scheme from ``new_scheme_day`` on. It changes those days' amounts
+            only, so every earlier day is the same with or without it.
+
+        Raises
+        ------
+        DataValidationError
+            A seasonal drift, which changes every day: the world would not be this one.
         """
+        if drift is not None and drift.seasonal_amplitude:
+            raise DataValidationError(
+                "a seasonal drift changes every day of a handbook world, so it would not be "
+                "the world named by n_transactions and seed; use EntitySimulator directly"
+            )
         terminals = _TERMINALS_PER_CUSTOMER * self.n_customers
         handbook = EntitySimulator()
         return EntitySimulator(

@@ -36,7 +36,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEnc
 
 from fraudkit.core.exceptions import DataValidationError
 from fraudkit.core.schema import AMOUNT_COLUMN, TIME_COLUMN, V_COLUMNS
-from fraudkit.science.schema import TransactionSchema
+from fraudkit.science.schema import PRESETS, TransactionSchema
 
 __all__ = [
     "MAX_CATEGORIES",
@@ -136,7 +136,7 @@ def drift_inputs(
     and ``Amount``. Otherwise the amount, the ``numeric`` columns and ``behaviour``, and the
     ``categorical`` columns: what the model reads.
     """
-    if schema is None or schema.numeric == tuple(V_COLUMNS):
+    if schema is None or schema == PRESETS["kaggle"]:
         return None, []
     return [schema.amount, *schema.numeric, *behaviour], list(schema.categorical)
 

@@ -110,6 +110,8 @@ def load_windows(
     ConfigurationError
         A drift scenario the schema's simulator does not have.
     """
+    if n_windows < 1:
+        raise ConfigurationError(f"n_windows = {n_windows} must be at least 1")
     checked = TransactionSchema.load(schema if schema is not None else "kaggle")
     if data_path is not None:
         if checked == PRESETS["kaggle"]:
@@ -139,35 +141,37 @@ def load_windows(
             f"schema {checked.name or 'given'} cannot be simulated; pass data_path= with a "
             "file of recent transactions in it"
         )
-    drift = _handbook_drift(drift_scenario, drift_severity)
-    watched = (
-        HandbookWorld.from_dict(world)
-        if world
-        else HandbookWorld(round(window_size / 7 * HANDBOOK_DAYS), seed)  # weekly windows
+    watched = _watched_world(world, window_size, seed)
+    days = _window_days(watched, window_size, n_windows)
+    data = _handbook_days(
+        watched,
+        HANDBOOK_DAYS + n_windows * days,
+        _handbook_drift(drift_scenario, drift_severity, HANDBOOK_DAYS + drift_start * days),
+        features,
     )
-    days = min(max(1, round(window_size / watched.rows_per_day)), HANDBOOK_FUTURE_DAYS // n_windows)
-    if days < 1:
-        raise ConfigurationError(
-            f"{n_windows} windows do not fit in the year the handbook world simulates after "
-            f"its training period; pass at most {HANDBOOK_FUTURE_DAYS}"
-        )
-    onset = HANDBOOK_DAYS + drift_start * days
-    simulator = watched.simulator(replace(drift, new_scheme_day=onset) if drift else None)
-    spec = features if isinstance(features, FeatureSpec) else FeatureSpec.from_dict(features or {})
-    handbook = PRESETS["handbook"]
-    frame = simulated_days(simulator, 0, HANDBOOK_DAYS + n_windows * days)
-    data = Transactions(
-        frame, handbook, spec.for_schema(handbook), simulator, world=watched.to_dict()
-    )
-    windows = data.windows(
-        n_windows, skip_days=HANDBOOK_DAYS, days=days, origin=pd.Timestamp(simulator.start)
-    )
-    drifted = [drift is not None and i >= drift_start for i in range(n_windows)]
+    windows = data.windows(n_windows, skip_days=HANDBOOK_DAYS, days=days, origin=watched.origin)
+    drifted = [
+        drift_scenario != "none" and drift_severity > 0 and i >= drift_start
+        for i in range(n_windows)
+    ]
     return MonitoredTraffic(data, windows, drifted)
 
 
-def _handbook_drift(scenario: str, severity: float) -> EntityDrift | None:
-    """The handbook world's drift of a scenario name; its start day is set by the caller."""
+def _watched_world(world: Mapping[str, Any] | None, window_size: int, seed: int) -> HandbookWorld:
+    """The world a model was trained on, or a new one whose windows of ``window_size`` rows
+    are weeks."""
+    if world:
+        return HandbookWorld.from_dict(world)
+    return HandbookWorld(max(1, round(window_size / 7 * HANDBOOK_DAYS)), seed)
+
+
+def _window_days(watched: HandbookWorld, window_size: int, n_windows: int) -> int:
+    """Whole days of about ``window_size`` rows, as many as fit the year for ``n_windows``."""
+    return max(1, min(round(window_size / watched.rows_per_day), HANDBOOK_FUTURE_DAYS // n_windows))
+
+
+def _handbook_drift(scenario: str, severity: float, onset: int) -> EntityDrift | None:
+    """The handbook world's drift of a scenario name, from day ``onset`` on."""
     if scenario not in ("none", "new_fraud_pattern"):
         raise ConfigurationError(
             f"drift scenario {scenario!r} is not simulated on the handbook schema; choose "
@@ -177,7 +181,28 @@ def _handbook_drift(scenario: str, severity: float) -> EntityDrift | None:
         return None
     # Severity 1 turns compromised cards' fivefold amounts into a fifth of the usual.
     multiplier = EntitySimulator.card_fraud_multiplier ** (1 - 2 * severity)
-    return EntityDrift(new_scheme_day=HANDBOOK_DAYS, new_scheme_multiplier=multiplier)
+    return EntityDrift(new_scheme_day=onset, new_scheme_multiplier=multiplier)
+
+
+def _handbook_days(
+    watched: HandbookWorld,
+    end: int,
+    drift: EntityDrift | None,
+    features: FeatureSpec | Mapping[str, Any] | None,
+) -> Transactions:
+    """The world's days up to ``end`` (training period included), features not computed."""
+    if end > HANDBOOK_DAYS + HANDBOOK_FUTURE_DAYS:
+        raise ConfigurationError(
+            f"{end - HANDBOOK_DAYS} days of traffic do not fit in the year the handbook "
+            "world simulates after its training period; pass fewer or smaller windows"
+        )
+    simulator = watched.simulator(drift)
+    spec = features if isinstance(features, FeatureSpec) else FeatureSpec.from_dict(features or {})
+    handbook = PRESETS["handbook"]
+    frame = simulated_days(simulator, 0, end)
+    return Transactions(
+        frame, handbook, spec.for_schema(handbook), simulator, world=watched.to_dict()
+    )
 
 
 def retraining_traffic(
@@ -225,7 +250,6 @@ def retraining_traffic(
         return data
     checked = TransactionSchema.load(schema if schema is not None else "kaggle")
     start = int(settings["drift_start"])
-    drift = {k: settings[k] for k in ("drift_scenario", "drift_severity", "drift_start")}
     if checked == PRESETS["kaggle"]:
         kaggle_drift = Drift.scenario(settings["drift_scenario"], settings["drift_severity"])
         simulator = TransactionSimulator(seed=settings["seed"], fraud_rate=settings["fraud_rate"])
@@ -235,18 +259,22 @@ def retraining_traffic(
         fresh = simulator.sample(evaluation_size, drift=kaggle_drift)
         recent = pd.concat([*windows[start:], fresh], ignore_index=True)
         return Transactions(recent, checked, simulator=simulator, drift=kaggle_drift)
-    # The handbook's world is one simulation: the fresh traffic is more windows of it.
-    extra = math.ceil(evaluation_size / settings["window_size"])
-    traffic = load_windows(
-        None,
-        checked,
-        n_windows=settings["n_windows"] + extra,
-        window_size=settings["window_size"],
-        seed=settings["seed"],
-        features=features,
-        world=world,
-        **drift,
+    # The handbook's world is one simulation: the drifted windows monitoring saw, then the
+    # days after them, as one stretch whose features carry the history forward.
+    watched = _watched_world(world, settings["window_size"], settings["seed"])
+    days = _window_days(watched, settings["window_size"], settings["n_windows"])
+    monitored = HANDBOOK_DAYS + settings["n_windows"] * days
+    fresh = math.ceil(evaluation_size / watched.rows_per_day)
+    fresh = min(fresh, HANDBOOK_DAYS + HANDBOOK_FUTURE_DAYS - monitored)
+    if fresh < 1:
+        raise ConfigurationError(
+            "monitoring's windows fill the year the handbook world simulates after its "
+            "training period, leaving no day of fresh traffic; monitor fewer or smaller windows"
+        )
+    onset = HANDBOOK_DAYS + start * days
+    drift = _handbook_drift(settings["drift_scenario"], settings["drift_severity"], onset)
+    data = _handbook_days(watched, monitored + fresh, drift, features)
+    (recent,) = data.windows(
+        1, skip_days=onset, days=monitored + fresh - onset, origin=watched.origin
     )
-    recent = pd.concat(traffic.windows[start:])
-    watched = traffic.data
-    return Transactions(recent, checked, watched.spec, watched.simulator, world=watched.world)
+    return replace(data, frame=recent)

@@ -31,12 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraudkit.core.exceptions import DataValidationError, SchemaError
+from fraudkit.core.exceptions import ConfigurationError, DataValidationError, SchemaError
 from fraudkit.core.schema import DEFAULT_FRAUD_RATE, FEATURE_COLUMNS
 from fraudkit.science.data import DataSplit, load_transactions, time_split
 from fraudkit.science.entities import (
     HANDBOOK_DAYS,
-    EntityDrift,
     EntitySimulator,
     HandbookWorld,
     simulated_days,
@@ -211,6 +210,8 @@ class Transactions:
         list of pandas.DataFrame
             The windows, oldest first, with the behavioural features appended.
         """
+        if n_windows < 1:
+            raise ConfigurationError(f"n_windows = {n_windows} must be at least 1")
         frame = self.frame.drop(columns=self.behaviour, errors="ignore")
         times = self.schema.timestamps(frame)
         if np.any(np.diff(times) < 0):  # a Kaggle file is read as it is; rows sharing a
@@ -285,7 +286,7 @@ def load_or_simulate(
     seed: int = 0,
     features: FeatureSpec | Mapping[str, Any] | None = None,
     compute_features: bool = True,
-    drift: Drift | EntityDrift | None = None,
+    drift: Drift | None = None,
     require_both_classes: bool = True,
 ) -> Transactions:
     """Return labelled transactions from ``data_path``, or simulated ones when it is None.
@@ -309,9 +310,9 @@ def load_or_simulate(
     compute_features : bool, default True
         Append the features to the frame in one pass. False leaves them to
         :meth:`Transactions.windows` (monitoring's incremental path).
-    drift : Drift or EntityDrift, optional
-        The simulation's drift (a :class:`Drift` for ``kaggle``, an
-        :class:`EntityDrift` for ``handbook``).
+    drift : Drift, optional
+        The Kaggle simulator's drift. A ``handbook`` world drifts in the year after its
+        training period only (:func:`fraudkit.science.traffic.load_windows`).
     require_both_classes : bool, default True
         Whether a file must hold frauds and legitimate rows (training and evaluation
         need both; recent traffic whose labels have not arrived has none).
@@ -331,6 +332,11 @@ def load_or_simulate(
     checked = TransactionSchema.load(schema if schema is not None else "kaggle")
     if checked == PRESETS["kaggle"]:
         return _kaggle(data_path, n_transactions, fraud_rate, seed, drift, require_both_classes)
+    if drift is not None:
+        raise ConfigurationError(
+            f"drift applies to the kaggle simulator, not to schema {checked.name or 'given'}; "
+            "a handbook world drifts after its training period (load_windows)"
+        )
     simulator, world = None, None
     if data_path is not None:
         read = read_transactions(data_path, checked)
@@ -342,7 +348,7 @@ def load_or_simulate(
             )
     elif checked == PRESETS["handbook"]:
         world = HandbookWorld(n_transactions, seed)
-        simulator = world.simulator(drift if isinstance(drift, EntityDrift) else None)
+        simulator = world.simulator()
         frame, notes = simulated_days(simulator, 0, HANDBOOK_DAYS), ()
     else:
         raise SchemaError(
@@ -362,7 +368,7 @@ def _kaggle(
     n_transactions: int,
     fraud_rate: float,
     seed: int,
-    drift: Drift | EntityDrift | None,
+    drift: Drift | None,
     both_classes: bool,
 ) -> Transactions:
     kaggle = PRESETS["kaggle"]
@@ -370,6 +376,5 @@ def _kaggle(
         frame = load_transactions(data_path, require_both_classes=both_classes)
         return Transactions(frame, kaggle)
     simulator = TransactionSimulator(seed=seed, fraud_rate=fraud_rate)
-    kaggle_drift = drift if isinstance(drift, Drift) else None
-    frame = simulator.sample(n_transactions, drift=kaggle_drift)
-    return Transactions(frame, kaggle, simulator=simulator, drift=kaggle_drift)
+    frame = simulator.sample(n_transactions, drift=drift)
+    return Transactions(frame, kaggle, simulator=simulator, drift=drift)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from mlflow.sklearn import log_model as log_sklearn_model
 
-from fraudkit.core.exceptions import RegistryError, TrackingError
+from fraudkit.core.exceptions import FraudkitError, RegistryError, TrackingError
 from fraudkit.science.features import FeatureSpec
 from fraudkit.science.model_inputs import input_columns
 from fraudkit.science.schema import PRESETS, TransactionSchema
@@ -256,13 +256,29 @@ def read_definitions(model: Any) -> tuple[TransactionSchema | None, FeatureSpec 
     ----------
     model : mlflow.pyfunc.PyFuncModel
         A model loaded with :func:`fraudkit.tracking.registry.load_model`.
+
+    Returns
+    -------
+    tuple of TransactionSchema or None, FeatureSpec or None
+
+    Raises
+    ------
+    TrackingError
+        The metadata is there but is not what :func:`definitions_metadata` writes.
     """
     definitions = _definitions(model)
     if not definitions:
         return None, None
     source = definitions.get("source") or "the logged model's schema"
-    schema = TransactionSchema.from_dict(definitions["schema"], name=source)
-    return schema, FeatureSpec.from_dict(definitions["features"])
+    try:
+        schema = TransactionSchema.from_dict(definitions["schema"], name=source)
+        return schema, FeatureSpec.from_dict(definitions["features"])
+    except (AttributeError, KeyError, TypeError, FraudkitError) as error:
+        raise TrackingError(
+            f"the model's {DEFINITIONS_KEY} metadata is not a schema and feature "
+            f"definitions ({error}); log the model again with "
+            "mlflow_manager.log_model_with_metadata(..., schema=, features=)"
+        ) from None
 
 
 def log_classifier(

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from support.ieee import ieee_like_frame, write_ieee_like
 
 from fraudkit import mlflow_manager
+from fraudkit.cli import cli
 from fraudkit.runner.execution import run_notebook
 from fraudkit.runner.pipeline import run_pipeline
 from fraudkit.science.schema import PRESETS
@@ -123,3 +125,11 @@ def test_the_whole_story_runs_on_the_entity_simulator(backend, tmp_path):
     successor = load_alias(MODEL, "production")
     assert successor.version.tags["fraudkit.parent_version"] == "2"
     assert successor.simulation == world
+
+    # The dashboard and the report index read this store as any other.
+    for command in (["registry"], ["compare"], ["history", "--model-name", MODEL]):
+        answer = CliRunner().invoke(cli, ["dashboard", *command])
+        assert answer.exit_code == 0, answer.output
+    assert "hist_gradient_boosting" in CliRunner().invoke(cli, ["dashboard", "registry"]).output
+    page = result.index.read_text()
+    assert all(run.run_name in page for run in result.runs)

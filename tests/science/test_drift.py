@@ -198,6 +198,13 @@ def test_drop_missing_tests_only_the_values_present() -> None:
     pd.testing.assert_frame_equal(kept.features, expected.features)
     current.loc[10:, "x0"] += 3.0  # the values present moved: that is drift
     assert detect_drift(reference, current, features=["x0"], drop_missing=True).dataset_drift
+    # A column with (almost) no values is left untested; it hides no other column's drift.
+    reference["empty"], current["empty"] = np.nan, np.nan
+    both = detect_drift(reference, current, features=["x0", "empty"], drop_missing=True)
+    table = both.features.set_index("feature")
+    assert table.loc["x0", "drifted"] and not table.loc["empty", "drifted"]
+    assert table.loc["empty", "test"] == "too few values"
+    assert np.isnan(table.loc["empty", "p_value_adjusted"])
     current.loc[10, "x0"] = np.inf  # an infinity is still refused
     with pytest.raises(DataValidationError, match="'x0' of current has 1 missing or infinite"):
         detect_drift(reference, current, features=["x0"], drop_missing=True)

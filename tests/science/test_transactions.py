@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from support.ieee import write_ieee_like
 
 from fraudkit.core.exceptions import ConfigurationError, DataValidationError, SchemaError
 from fraudkit.core.schema import FEATURE_COLUMNS
-from fraudkit.science.entities import HANDBOOK_DAYS, HandbookWorld
+from fraudkit.science.entities import HANDBOOK_DAYS, EntityDrift, HandbookWorld
 from fraudkit.science.features import FeatureSpec, build_features
 from fraudkit.science.schema import PRESETS
-from fraudkit.science.simulate import TransactionSimulator
+from fraudkit.science.simulate import Drift, TransactionSimulator
 from fraudkit.science.traffic import load_windows, retraining_traffic
 from fraudkit.science.transactions import load_or_simulate
 
@@ -71,6 +70,14 @@ def test_a_handbook_world_is_named_by_its_size_and_seed() -> None:
     assert HandbookWorld.from_dict(world.to_dict()) == world
     with pytest.raises(DataValidationError, match="at least 1"):
         HandbookWorld(0)
+    with pytest.raises(DataValidationError, match="does not describe a handbook world"):
+        HandbookWorld.from_dict({"preset": "other", "n_transactions": 10, "seed": 0})
+    with pytest.raises(DataValidationError, match="does not describe a handbook world"):
+        HandbookWorld.from_dict({"preset": "handbook"})
+    with pytest.raises(DataValidationError, match="seasonal drift"):
+        world.simulator(EntityDrift(seasonal_amplitude=0.2))
+    with pytest.raises(ConfigurationError, match="drift applies to the kaggle simulator"):
+        load_or_simulate(None, "handbook", n_transactions=1_000, drift=Drift())
 
 
 def test_a_file_in_its_own_schema(tmp_path: Path) -> None:
@@ -83,7 +90,8 @@ def test_a_file_in_its_own_schema(tmp_path: Path) -> None:
     assert data.frame["TransactionDT"].is_monotonic_increasing
     # Other feature definitions: one window only.
     narrow = load_or_simulate(path, schema, n_transactions=0, features={"windows": ["1h"]})
-    assert narrow.behaviour == [n for n in narrow.spec.names()]  # type: ignore[union-attr]
+    assert "card1_count_1h" in narrow.behaviour and "card1_count_1d" not in narrow.behaviour
+    assert set(narrow.behaviour) <= set(narrow.frame.columns)
     assert "card1_count_1d" not in narrow.frame.columns
 
 
@@ -198,10 +206,18 @@ def test_retraining_traffic_continues_the_monitored_windows() -> None:
     }
     kaggle = retraining_traffic(None, None, settings, evaluation_size=1_000)
     assert len(kaggle.frame) == 2 * 2_000 + 1_000 and kaggle.drift is not None
-    handbook = retraining_traffic(None, "handbook", settings, evaluation_size=1_000)
-    assert handbook.spec is not None and set(handbook.behaviour) <= set(handbook.frame.columns)
-    times = handbook.schema.timestamps(handbook.frame)
-    assert np.all(np.diff(times) >= 0)
+    world = HandbookWorld(15_000, seed=2).to_dict()
+    # Windows as long as the year allows (capped): retraining rebuilds the same ones.
+    for size in (2_000, 20_000):
+        watched = load_windows(None, "handbook", world=world, **{**settings, "window_size": size})
+        handbook = retraining_traffic(
+            None, "handbook", {**settings, "window_size": size}, evaluation_size=1_000, world=world
+        )
+        seen = pd.concat(watched.windows[1:])
+        again = handbook.frame.iloc[: len(seen)]
+        pd.testing.assert_frame_equal(again, seen)  # features too, carried forward alike
+        assert len(handbook.frame) > len(seen)  # and fresh traffic after them
+        assert handbook.world == world
 
 
 def test_a_recent_file_feeds_history_and_may_have_no_fraud_label_yet(tmp_path: Path) -> None:

@@ -109,3 +109,15 @@ def test_a_partial_is_trusted_only_around_trusted_functions(ieee):
     hostile[0].fit(frame[["a"]])
     with pytest.raises(TrackingError, match="system"):
         skops_trusted_types(hostile)
+
+
+def test_definitions_that_are_not_ours_are_refused_with_the_fix():
+    from types import SimpleNamespace
+
+    def logged(metadata):
+        return SimpleNamespace(metadata=SimpleNamespace(metadata=metadata))
+
+    assert read_definitions(logged(None)) == (None, None)
+    for broken in ({"schema": {"time": "t"}}, {"schema": "x", "features": {}}):
+        with pytest.raises(TrackingError, match="log the model again"):
+            read_definitions(logged({"fraudkit_definitions": broken}))
