@@ -23,13 +23,9 @@ it delegates, one method to one function, to the module that owns the job:
 
 from __future__ import annotations
 
-import functools
 import os
-import re
-import subprocess
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -42,17 +38,19 @@ from fraudkit.core.exceptions import ConfigurationError, TrackingError
 from fraudkit.core.tags import (
     EXPERIMENT_KIND_TAG,
     EXPERIMENT_TYPE_TAG,
-    GIT_COMMIT_TAG,
-    LABEL_TAG,
     ML_EXPERIMENT_KIND,
-    MLFLOW_GIT_COMMIT_TAG,
     MODEL_A_TAG,
     MODEL_B_TAG,
     MONITORED_MODEL_TAG,
-    NOTEBOOK_TAG,
-    PIPELINE_TAG,
 )
-from fraudkit.tracking import batch_logging, history, model_logging, promotion, registry
+from fraudkit.tracking import (
+    batch_logging,
+    history,
+    model_logging,
+    promotion,
+    registry,
+    run_naming,
+)
 from fraudkit.tracking.store import latest_finished_run, open_client, retrying, store_error
 
 if TYPE_CHECKING:
@@ -72,31 +70,6 @@ if TYPE_CHECKING:
 
 # latest_finished_run lives in fraudkit.tracking.store; it is kept here, where notebooks import it.
 __all__ = ["MlflowManager", "latest_finished_run", "mlflow_manager", "resolve_manager"]
-
-
-def _utc_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _label(text: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.@-]+", "_", str(text)).strip("_")
-    return cleaned[:80] or "run"
-
-
-@functools.cache
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=config.notebooks_dir().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 class MlflowManager:
@@ -291,30 +264,9 @@ class MlflowManager:
             )
         mlflow.end_run(status)
 
-    @staticmethod
-    def run_name(experiment_type: str | ExperimentType, label: str | None = None) -> str:
-        """Return the structured run name ``<type>-<label>-<UTC timestamp>``."""
-        kind = ExperimentType.parse(experiment_type)
-        return f"{kind.value}-{_label(label or kind.value)}-{_utc_stamp()}"
-
-    @staticmethod
-    def run_tags(experiment_type: str | ExperimentType, label: str | None = None) -> dict:
-        """Return the standard tags of a run of ``experiment_type``."""
-        kind = ExperimentType.parse(experiment_type)
-        tags = {EXPERIMENT_TYPE_TAG: kind.value}
-        if label:
-            tags[LABEL_TAG] = str(label)
-        for env, key in (
-            (config.ENV_NOTEBOOK, NOTEBOOK_TAG),
-            (config.ENV_PIPELINE_ID, PIPELINE_TAG),
-        ):
-            if os.environ.get(env):
-                tags[key] = os.environ[env]
-        commit = _git_commit()
-        if commit:
-            tags[MLFLOW_GIT_COMMIT_TAG] = commit
-            tags[GIT_COMMIT_TAG] = commit
-        return tags
+    # The structured run name and standard tags (fraudkit.tracking.run_naming).
+    run_name = staticmethod(run_naming.run_name)
+    run_tags = staticmethod(run_naming.run_tags)
 
     def start_training_run(self, run_name: str | None = None, **kwargs: Any) -> ActiveRun:
         """Start a run in the training experiment (see :meth:`start_run` for kwargs)."""

@@ -9,7 +9,7 @@ What a training run keeps so that later runs compare like with like:
 * :func:`log_frame` / :func:`load_frame`: a DataFrame kept as a Parquet artifact;
 * :func:`log_reference` / :func:`load_reference`: the monitoring reference, transactions the
   model never trained on and its scores on them;
-* :func:`load_alias`: everything a notebook needs about the version behind an alias.
+* :func:`fraudkit.tracking.aliased.load_alias` (its own module) builds on the reference.
 
 The functions taking a ``manager`` are the implementations of the
 :class:`~fraudkit.MlflowManager` methods of the same name; call them through the manager
@@ -22,7 +22,6 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,7 @@ from mlflow.exceptions import MlflowException
 
 from fraudkit.core import config
 from fraudkit.core.config import DEFAULT_MODEL_NAME
-from fraudkit.core.exceptions import FraudkitError, RegistryError, TrackingError
+from fraudkit.core.exceptions import FraudkitError, TrackingError
 from fraudkit.core.tags import (
     DATA_FINGERPRINT_TAG,
     EVAL_DATASET_TAG,
@@ -51,12 +50,10 @@ from fraudkit.tracking.model_packaging import (
     definitions_metadata,
     definitions_params,
     log_classifier,
-    read_definitions,
-    read_simulation,
     schema_signature,
 )
-from fraudkit.tracking.registry import discard_version, get_version_by_alias, load_model, move_alias
-from fraudkit.tracking.store import open_client, run_metrics, store_error
+from fraudkit.tracking.registry import discard_version, move_alias
+from fraudkit.tracking.store import store_error
 
 if TYPE_CHECKING:
     import numpy as np
@@ -77,8 +74,6 @@ __all__ = [
     "REFERENCE_SCORES",
     "SCHEMA_SAMPLE_ROWS",
     "SCORE_COLUMN",
-    "AliasedModel",
-    "load_alias",
     "load_frame",
     "load_reference",
     "log_dataset",
@@ -94,6 +89,8 @@ SCHEMA_SAMPLE_ROWS = 1_000
 REFERENCE_FRAME = "reference"
 REFERENCE_SCORES = "reference_scores"
 SCORE_COLUMN = "score"
+# Metrics of a training run holding the fraud count and size of all its labelled data.
+BASE_RATE_METRICS = ("base_rate_frauds", "base_rate_rows")
 
 
 def _dataset_record(df: pd.DataFrame, name: str) -> PandasDataset:
@@ -196,8 +193,9 @@ def log_model_with_metadata(
         Recorded with the alias move.
     schema : TransactionSchema, optional
         The schema the model was trained on, when not Kaggle's. It travels with the model
-        (its ``MLmodel`` metadata, read back by :func:`load_alias`) with ``features``,
-        types the signature, and is logged as the run artifacts
+        (its ``MLmodel`` metadata, read back by
+        :func:`~fraudkit.tracking.aliased.load_alias`) with ``features``, types the
+        signature, and is logged as the run artifacts
         ``definitions/schema.yaml`` and ``definitions/features.yaml`` and as params
         ``features.*``.
     features : FeatureSpec, optional
@@ -510,7 +508,8 @@ def log_reference(
     base_rate : tuple of (int, int), optional
         ``(frauds, rows)`` of all the labelled data the model was trained and tested on
         (``DataSplit.base_rate``), logged as the metrics :data:`BASE_RATE_METRICS`:
-        monitoring weighs the reference to that fraud rate (:attr:`AliasedModel.base_rate`).
+        monitoring weighs the reference to that fraud rate
+        (:attr:`fraudkit.tracking.aliased.AliasedModel.base_rate`).
 
     Returns
     -------
@@ -572,126 +571,3 @@ def load_reference(client: MlflowClient, run_id: str) -> tuple[pd.DataFrame, np.
             "mlflow_manager.log_reference(frame, scores)"
         )
     return frame, scores[SCORE_COLUMN].to_numpy(dtype=float)
-
-
-# -- the version behind an alias -------------------------------------------------------
-
-# Metrics of a training run holding the fraud count and size of all its labelled data.
-BASE_RATE_METRICS = ("base_rate_frauds", "base_rate_rows")
-
-
-@dataclass(frozen=True, eq=False)
-class AliasedModel:
-    """The version behind an alias, loaded with what monitoring and A/B tests need.
-
-    Attributes
-    ----------
-    version : ModelVersion
-        The registered version holding the alias.
-    model : mlflow.pyfunc.PyFuncModel
-        The model, loaded with :func:`fraudkit.tracking.registry.load_model`; score it with
-        :func:`fraudkit.science.models.predict_scores`.
-    threshold : float
-        The operating threshold: the ``threshold`` metric of the version's run.
-    metrics : dict
-        Every metric of the version's run (its test evaluation), the baseline of alerts.
-    reference : pandas.DataFrame
-        The monitoring reference kept with the version's run.
-    reference_scores : numpy.ndarray
-        The model's scores on ``reference``.
-    schema : TransactionSchema or None
-        The schema the version was trained on; None for Kaggle's.
-    features : FeatureSpec or None
-        Its behavioural feature definitions; None for Kaggle's schema.
-    simulation : dict or None
-        The simulated world it was trained on, if any (see
-        :func:`~fraudkit.tracking.model_packaging.read_simulation`).
-    """
-
-    version: ModelVersion
-    model: Any
-    threshold: float
-    metrics: dict[str, float]
-    reference: pd.DataFrame
-    reference_scores: np.ndarray
-    schema: TransactionSchema | None = None
-    features: FeatureSpec | None = None
-    simulation: dict[str, Any] | None = None
-
-    @property
-    def uri(self) -> str:
-        """``models:/<name>/<version>``: the URI of exactly this version."""
-        return f"models:/{self.version.name}/{self.version.version}"
-
-    @property
-    def base_rate(self) -> tuple[int, int] | None:
-        """``(frauds, rows)`` of the labelled data the version was trained and tested on.
-
-        Read from the run's metrics :data:`BASE_RATE_METRICS` (``DataSplit.base_rate``,
-        logged by the training notebooks); None when the run did not log them. Monitoring
-        weighs the reference to this fraud rate
-        (:func:`fraudkit.science.monitoring.monitor_window`).
-        """
-        frauds, rows = (self.metrics.get(key) for key in BASE_RATE_METRICS)
-        if frauds is None or rows is None:
-            return None
-        return int(frauds), int(rows)
-
-
-def load_alias(model_name: str, alias: str, *, client: MlflowClient | None = None) -> AliasedModel:
-    """Load the version holding ``alias`` with its threshold, metrics and monitoring reference.
-
-    Parameters
-    ----------
-    model_name : str
-        Registered model name.
-    alias : str
-        The alias, or a stage name (``"Production"`` -> ``production``).
-    client : MlflowClient, optional
-        The store to read; default the kit's tracking store
-        (:func:`fraudkit.core.config.tracking_uri`).
-
-    Returns
-    -------
-    AliasedModel
-
-    Raises
-    ------
-    RegistryError
-        Unknown model, no version holds the alias, or its run logged no ``threshold``.
-    ModelError
-        The model cannot be loaded (or holds types the kit does not trust).
-    TrackingError
-        The version's run holds no monitoring reference.
-    """
-    if client is None:
-        client = open_client(config.tracking_uri())
-    version = get_version_by_alias(client, model_name, alias)
-    if version is None:
-        raise RegistryError(
-            f"no version of {model_name!r} holds alias {config.stage_to_alias(alias)!r}; run "
-            "the training notebook first, or promote a version with "
-            f"mlflow_manager.promote_model({model_name!r}, VERSION)"
-        )
-    metrics = run_metrics(client, version.run_id)
-    if "threshold" not in metrics:
-        raise RegistryError(
-            f"version {version.version} of {model_name!r}: its run {version.run_id} logged "
-            "no 'threshold' metric; log the operating threshold with "
-            "mlflow_manager.log_metrics({'threshold': ...}) when training"
-        )
-    model = load_model(f"models:/{model_name}/{version.version}", client=client)
-    # The threshold came from the version's run, so it has one.
-    reference, scores = load_reference(client, str(version.run_id))
-    schema, features = read_definitions(model)
-    return AliasedModel(
-        version=version,
-        model=model,
-        threshold=float(metrics["threshold"]),
-        metrics=metrics,
-        reference=reference,
-        reference_scores=scores,
-        schema=schema,
-        features=features,
-        simulation=read_simulation(model),
-    )

@@ -16,7 +16,7 @@ from fraudkit.cli import cli
 from fraudkit.runner.execution import run_notebook
 from fraudkit.runner.pipeline import run_pipeline
 from fraudkit.science.schema import PRESETS
-from fraudkit.tracking.model_logging import load_alias
+from fraudkit.tracking.aliased import load_alias
 from fraudkit.tracking.model_packaging import read_definitions, read_simulation
 from fraudkit.tracking.registry import load_model
 

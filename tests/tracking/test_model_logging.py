@@ -13,7 +13,8 @@ from sklearn.linear_model import LogisticRegression
 
 from fraudkit.core.exceptions import RegistryError, TrackingError
 from fraudkit.science.models import predict_scores
-from fraudkit.tracking.model_logging import BASE_RATE_METRICS, AliasedModel, load_alias
+from fraudkit.tracking.aliased import AliasedModel, load_alias
+from fraudkit.tracking.model_logging import BASE_RATE_METRICS
 
 NAME = "alias_check"
 
@@ -84,7 +85,7 @@ def test_load_alias_works_in_a_fresh_process_anywhere(manager, toy, tmp_path, fr
     # A script run from another folder: MLflow's own default store would be that folder's,
     # and the version's logged model must still be found in the kit's store.
     script = (
-        "import os; from fraudkit.tracking.model_logging import load_alias; "
+        "import os; from fraudkit.tracking.aliased import load_alias; "
         f"print(load_alias({NAME!r}, 'production').version.version); "
         "print(os.environ.get('MLFLOW_TRACKING_URI'))"  # left unset, as it was
     )

@@ -21,7 +21,7 @@ from fraudkit.core.exceptions import TrackingError
 from fraudkit.science.features import FeatureSpec
 from fraudkit.science.models import predict_scores, train_model
 from fraudkit.science.transactions import load_or_simulate
-from fraudkit.tracking.model_logging import load_alias
+from fraudkit.tracking.aliased import load_alias
 from fraudkit.tracking.model_packaging import read_definitions, skops_trusted_types
 
 NAME = "schema_check"
