@@ -66,9 +66,9 @@ from fraudkit.science.monitoring import (
     WindowReport,
     detect_drift,
     detect_prediction_drift,
-    evaluate_alerts,
     monitor_window,
 )
+from fraudkit.science.retraining_rules import evaluate_alerts
 from fraudkit.science.simulate import Drift, TransactionSimulator
 
 ALPHA = 0.05

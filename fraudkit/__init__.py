@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from fraudkit.science.features import FeatureSpec, FeatureState, build_features
     from fraudkit.science.metrics import calibration_metrics, evaluate
     from fraudkit.science.models import build_model, choose_threshold, predict_scores, train_model
-    from fraudkit.science.monitoring import evaluate_alerts, monitor_window, monitor_windows
+    from fraudkit.science.monitoring import monitor_window, monitor_windows
     from fraudkit.science.online import compare_online
+    from fraudkit.science.retraining_rules import evaluate_alerts
     from fraudkit.science.schema import TransactionSchema, read_transactions
     from fraudkit.science.sequential import SequentialABTest
     from fraudkit.science.simulate import Drift, TransactionSimulator, bayes_ceiling
@@ -100,7 +101,7 @@ _EXPORTS: dict[str, str] = {
     "estimate_performance": "science.estimation",
     "monitor_window": "science.monitoring",
     "monitor_windows": "science.monitoring",
-    "evaluate_alerts": "science.monitoring",
+    "evaluate_alerts": "science.retraining_rules",
     "run_notebook": "runner.execution",
     "run_pipeline": "runner.pipeline",
     "build_report_index": "reports.index",

@@ -8,9 +8,11 @@ as signed percentages, booleans as yes/no, scores with three decimals.
 
 Names derived from a known one are understood too: ``val_`` (validation period),
 ``production_`` (the production model in the retraining notebook), ``best_`` (the best
-candidate), ``estimated_`` (label-free estimate) with ``_lower``/``_upper`` (its interval),
-``alert_`` (an alert rule's flag), ``recall_at_precision_<p>`` and
-``card_precision_at_<k>``.
+candidate), ``estimated_`` (label-free estimate) with ``_lower``/``_upper`` (its interval;
+``_low``/``_high`` for a realised metric's), ``_mean``/``_std`` (over prequential folds),
+``_a``/``_b`` (of model A or B), ``alert_`` (an alert rule's flag),
+``recall_at_precision_<p>``, ``card_precision_at_<k>`` and
+``prequential_<model>_<metric>_<mean|std|low|high>``.
 
 The module is pure (no MLflow), so plots, notebooks, the report index and the CLI share it.
 """
@@ -93,6 +95,20 @@ GLOSSARY: dict[str, MetricInfo] = {
         "Share of transactions that are fraud."),
     "n_alerts": _info("alerts", "count", "alerts", None,
         "Transactions at or above the threshold: the review queue."),
+    # -- the alert budget (fraudkit.science.alerts) --------------------------------------------
+    "card_precision_at_k": _info("card precision@k", "rate", "% of cards", "higher",
+        "Of the k cards investigators can call each day, the share that turn out to be "
+        "compromised: each card counts once a day, ranked by its most suspicious transaction; "
+        "the mean over the days. Without card ids (the Kaggle schema) rows stand in for cards."),
+    "alert_budget_k": _info("alert budget", "count", "cards a day", None,
+        "How many cards investigators can review a day: the k of card precision@k."),
+    "alerts_per_day": _info("alerts a day", "number", "cards a day", None,
+        "Cards a day with a transaction at or above the threshold, on average over the days: "
+        "above the alert budget, the threshold floods investigators."),
+    "alerts_per_day_max": _info("alerts a day (most)", "count", "cards a day", None,
+        "Cards alerted on the busiest day at the threshold."),
+    "alert_budget_exceeded": _info("threshold floods investigators", "boolean", "", "lower",
+        "The threshold raises more alerts a day, on average, than the alert budget can review."),
     "fraud_amount_caught": _info("fraud amount caught", "number", _MONEY, "higher",
         "Amount of the frauds that raised an alert."),
     "fraud_amount_missed": _info("fraud amount missed", "number", _MONEY, "lower",
@@ -223,6 +239,43 @@ GLOSSARY: dict[str, MetricInfo] = {
         "Anytime-valid p-value of the sequential test."),
     "likelihood_ratio": _info("likelihood ratio", "number", "ratio", None,
         "Statistic of the sequential test; a winner above 1 / alpha."),
+    # -- A/B power and traffic (fraudkit.science.power) ------------------------------------------
+    "observed_difference": _info("difference seen", "difference", "metric points", None,
+        "B minus A, as the A/B test measured it."),
+    "min_detectable_difference": _info("minimum detectable difference", "difference",
+        "metric points", None, "The smallest gain of B worth detecting, chosen before the test."),
+    "target_power": _info("power wanted", "rate", "% of tests", None,
+        "Share of A/B tests that should find a true difference of the chosen size (80 %)."),
+    "power_observed": _info("power at the difference seen", "rate", "% of tests", "higher",
+        "If the true difference were the one seen, the share of A/B tests on this much "
+        "traffic that would have declared it: simulated from the models' probabilities."),
+    "power_at_min_difference": _info("power at the minimum difference", "rate", "% of tests",
+        "higher", "The share of A/B tests on this much traffic that would declare a true gain "
+        "of the minimum detectable difference. Below 80 %, no winner means inconclusive."),
+    "required_transactions": _info("traffic needed", "count", "transactions", None,
+        "Transactions an offline A/B test needs for 80 % power at the minimum detectable "
+        "difference."),
+    "power_at_required": _info("power at the traffic needed", "rate", "% of tests", None,
+        "Simulated power on the traffic needed: about 80 % when the estimate settled."),
+    "online_power": _info("online power", "rate", "% of tests", "higher",
+        "Power of an online traffic split of the same size, judged on the caught-fraud rate."),
+    "online_required_transactions": _info("online traffic needed", "count", "transactions",
+        None, "Transactions (both arms) an online split needs for 80 % power at these recalls."),
+    "n_simulations": _info("simulations", "count", "simulated tests", None,
+        "Simulated A/B tests per traffic size."),
+    # -- prequential validation (fraudkit.science.prequential) ----------------------------------
+    "prequential_n_folds": _info("folds", "count", "folds", None,
+        "Rolling train / gap / test folds each model was scored on."),
+    "prequential_train_days": _info("train block", "count", "days", None,
+        "Days each fold trains on."),
+    "prequential_test_days": _info("test block", "count", "days", None,
+        "Days each fold tests on; the folds roll forward by as many."),
+    "prequential_gap_days": _info("gap", "count", "days", None,
+        "Days dropped between a fold's train and test blocks: the label delay."),
+    "prequential_k": _info("alert budget", "count", "cards a day", None,
+        "The k of the folds' card precision@k."),
+    "prequential_confidence": _info("interval level", "rate", "% of periods", None,
+        "Share of next periods the fold intervals should hold."),
     "standard_error": _info("standard error", "number", "metric points", None,
         "Standard error of the difference."),
     "look": _info("look", "count", "looks", None,
@@ -309,8 +362,24 @@ _PREFIXES = {
 _SUFFIXES = {
     "_lower": (" (lower bound)", " The lower end of its interval."),
     "_upper": (" (upper bound)", " The upper end of its interval."),
+    "_low": (" (lower bound)", " The lower end of its interval."),
+    "_high": (" (upper bound)", " The upper end of its interval."),
+    "_mean": (" (mean over folds)", " Its mean over the prequential folds."),
+    "_std": (" (spread over folds)", " Its standard deviation over the prequential folds."),
     "_a": (" of A", " Of model A."),
     "_b": (" of B", " Of model B."),
+}
+_FOLD_STATISTICS = {
+    "mean": ("mean over folds", "The mean over the prequential folds"),
+    "std": ("spread over folds", "The standard deviation over the prequential folds"),
+    "low": (
+        "next period, lower bound",
+        "The lower end of the prediction interval for the next period",
+    ),
+    "high": (
+        "next period, upper bound",
+        "The upper end of the prediction interval for the next period",
+    ),
 }
 _PATTERNS = (
     (
@@ -331,6 +400,28 @@ _PATTERNS = (
             "% of cards",
             "higher",
             f"Share of frauds among the {k} most suspicious cards.",
+        ),
+    ),
+    (
+        re.compile(
+            r"prequential_(\w+?)_(average_precision|card_precision_at_k)_(mean|std|low|high)"
+        ),
+        lambda model, metric, statistic: replace(
+            GLOSSARY[metric],
+            label=f"{model} {GLOSSARY[metric].label}, {_FOLD_STATISTICS[statistic][0]}",
+            meaning=f"{_FOLD_STATISTICS[statistic][1]} of {model}'s "
+            f"{GLOSSARY[metric].label}. {GLOSSARY[metric].meaning}",
+        ),
+    ),
+    (
+        re.compile(r"prequential_(\w+)_paired_p_value"),
+        lambda model: _info(
+            f"{model}: paired p-value",
+            "score",
+            "probability",
+            None,
+            f"Paired t-test over the folds of the best model against {model}: small when "
+            "the best wins fold after fold.",
         ),
     ),
     (

@@ -13,7 +13,7 @@ The module is pure (pandas and the glossary), so it belongs with the science mod
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
     from pandas.io.formats.style_render import CSSDict
 
-__all__ = ["format_cell", "format_table"]
+__all__ = ["format_cell", "format_table", "grouped_notes"]
 
 
 def format_cell(name: str, value: Any) -> str:
@@ -118,3 +118,30 @@ _FIT_THE_PAGE: list[CSSDict] = [
     {"selector": "th.col_heading", "props": "max-width: 7em;"},
     {"selector": "td", "props": "max-width: 32em;"},
 ]
+
+
+def grouped_notes(notes: Mapping[str, Iterable[str]]) -> str:
+    """Notes said of several models, each printed once with the models it was said of.
+
+    Parameters
+    ----------
+    notes : mapping of str to iterable of str
+        Model name -> the notes said of it (sentences without the final stop).
+
+    Returns
+    -------
+    str
+        One ``Note (models): note.`` line per distinct note, in first-said order; empty
+        when there are none.
+
+    Examples
+    --------
+    >>> print(grouped_notes({"A": ["few days"], "B": ["few days", "B floods the budget"]}))
+    Note (A, B): few days.
+    Note (B): B floods the budget.
+    """
+    said_of: dict[str, list[str]] = {}
+    for model, said in notes.items():
+        for note in said:
+            said_of.setdefault(note, []).append(model)
+    return "\n".join(f"Note ({', '.join(models)}): {note}." for note, models in said_of.items())

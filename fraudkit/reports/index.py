@@ -84,7 +84,7 @@ SECTION_COLUMNS: dict[str, tuple[str, ...]] = {
     kind: tuple(names.split())
     for kind, names in {
         "training": "model_type model_version average_precision share_of_bayes_auprc "
-        "fraud_precision fraud_recall threshold n_fraud",
+        "card_precision_at_k alert_budget_k fraud_precision fraud_recall threshold n_fraud",
         "model_comparison": "model_type average_precision val_average_precision roc_auc "
         "fraud_recall fit_seconds registered_version",
         "ab_testing": "model_a_version model_b_version metric_a metric_b winner p_value "

@@ -58,8 +58,9 @@ __all__ = [
 NOT_RUN = "NOT_RUN"
 # The metrics shown for the versions holding an alias, in this order.
 CARD_METRICS = tuple(
-    "average_precision bayes_average_precision share_of_bayes_auprc roc_auc fraud_precision "
-    "fraud_recall threshold expected_to_actual_fraud n_fraud".split()
+    "average_precision bayes_average_precision share_of_bayes_auprc roc_auc "
+    "card_precision_at_k alert_budget_k alerts_per_day fraud_precision fraud_recall threshold "
+    "expected_to_actual_fraud n_fraud".split()
 )
 HEADLINE_METRICS = ("average_precision", "share_of_bayes_auprc")
 # The notebooks in pipeline order, as a reader names them.

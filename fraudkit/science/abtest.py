@@ -40,10 +40,13 @@ __all__ = [
     "METRICS",
     "ABTestResult",
     "ComparisonResult",
+    "check_metric",
     "check_thresholds",
     "compare_scores",
     "declare_winner",
     "model_scores",
+    "paired_inputs",
+    "permutation_differences",
     "run_ab_test",
 ]
 
@@ -272,10 +275,26 @@ def _differences(
 # -------------------------------------------------------------------- validation
 
 
-def _paired_inputs(
+def paired_inputs(
     y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Labels as int 0/1 and an (n, 2) array of finite scores, or DataValidationError."""
+    """Checked labels and both models' scores, as :func:`compare_scores` reads them.
+
+    Parameters
+    ----------
+    y_true, scores_a, scores_b : array-like of shape (n,)
+        Labels 0/1 and the two models' finite scores.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Labels as int 0/1, and an (n, 2) array of A's and B's scores.
+
+    Raises
+    ------
+    DataValidationError
+        Misaligned, missing or non-finite values, or labels of one class only.
+    """
     columns = []
     for name, scores in (("scores_a", scores_a), ("scores_b", scores_b)):
         with prefix_errors(name):
@@ -290,9 +309,25 @@ def _paired_inputs(
     return y, np.column_stack(columns)
 
 
-def _check_settings(metric: str, alpha: float, n_resamples: int) -> None:
+def check_metric(metric: str) -> None:
+    """Refuse a metric the paired test cannot compare, naming the ones it can.
+
+    Parameters
+    ----------
+    metric : str
+        One of :data:`METRICS`.
+
+    Raises
+    ------
+    ConfigurationError
+        ``metric`` is not one of :data:`METRICS`.
+    """
     if metric not in METRICS:
         raise ConfigurationError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+
+
+def _check_settings(metric: str, alpha: float, n_resamples: int) -> None:
+    check_metric(metric)
     if not 0 < alpha < 1:
         raise ConfigurationError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
     if not isinstance(n_resamples, int | np.integer) or n_resamples < 1 / alpha:
@@ -445,7 +480,7 @@ def compare_scores(
     coverage.
     """
     _check_settings(metric, alpha, n_resamples)
-    y, scores = _paired_inputs(y_true, scores_a, scores_b)
+    y, scores = paired_inputs(y_true, scores_a, scores_b)
     thresholds = check_thresholds(threshold_a, threshold_b)
     paired = _PairedScores(y, scores, metric, thresholds)
     rng = np.random.default_rng(random_state)
@@ -480,6 +515,45 @@ def compare_scores(
         threshold_a=float(threshold_a),
         threshold_b=float(threshold_b),
     )
+
+
+def permutation_differences(
+    y: np.ndarray,
+    scores: np.ndarray,
+    *,
+    metric: str,
+    thresholds: np.ndarray,
+    n_permutations: int,
+    rng: np.random.Generator,
+) -> tuple[float, np.ndarray]:
+    """The observed B − A and its paired permutation null, as :func:`compare_scores` tests.
+
+    For callers that run the test many times on arrays they built themselves (power
+    simulations): nothing is validated, so pass what :func:`compare_scores` would accept.
+
+    Parameters
+    ----------
+    y : numpy.ndarray of int, shape (n,)
+        Labels 0/1, both present.
+    scores : numpy.ndarray of float, shape (n, 2)
+        Model A's scores in column 0, model B's in column 1.
+    metric : str
+        One of :data:`METRICS`.
+    thresholds : numpy.ndarray of float, shape (2,)
+        Both models' thresholds (used by ``metric="recall"``).
+    n_permutations : int
+        Number of random swaps of A's and B's score per transaction.
+    rng : numpy.random.Generator
+        Source of the swaps.
+
+    Returns
+    -------
+    tuple of (float, numpy.ndarray)
+        The observed difference and the ``n_permutations`` permuted differences.
+    """
+    paired = _PairedScores(y, scores, metric, thresholds)
+    value_a, value_b = paired.observed()
+    return float(value_b - value_a), _differences(paired.permute, rng, n_permutations, y.size)
 
 
 def model_scores(model: Any, data: pd.DataFrame) -> np.ndarray:

@@ -56,6 +56,7 @@ from fraudkit.core.exceptions import DataValidationError
 __all__ = [
     "HANDBOOK_DAYS",
     "HANDBOOK_FUTURE_DAYS",
+    "TX_PER_CUSTOMER_DAY",
     "ChargebackDelay",
     "EntityDrift",
     "EntitySimulator",
@@ -68,7 +69,7 @@ _DAY = 86_400.0
 _SCENARIO_COLUMN = "TX_FRAUD_SCENARIO"
 # Transactions a handbook customer makes a day on average: the rate is uniform on [0, 4]
 # and about 3 % of the normal draws of the time of day fall outside the day.
-_TX_PER_CUSTOMER_DAY = 1.94
+TX_PER_CUSTOMER_DAY = 1.94
 # Terminals per customer in the handbook's generator (10,000 for 5,000).
 _TERMINALS_PER_CUSTOMER = 2
 # A handbook world: its training period (the handbook generator's 183 days), then a year of
@@ -534,7 +535,7 @@ class HandbookWorld:
     @property
     def n_customers(self) -> int:
         """Customers: enough for ``n_transactions`` over the training period."""
-        return max(1, math.ceil(self.n_transactions / (_TX_PER_CUSTOMER_DAY * HANDBOOK_DAYS)))
+        return max(1, math.ceil(self.n_transactions / (TX_PER_CUSTOMER_DAY * HANDBOOK_DAYS)))
 
     @property
     def origin(self) -> pd.Timestamp:
@@ -544,7 +545,7 @@ class HandbookWorld:
     @property
     def rows_per_day(self) -> float:
         """Transactions a day, on average."""
-        return self.n_customers * _TX_PER_CUSTOMER_DAY
+        return self.n_customers * TX_PER_CUSTOMER_DAY
 
     def simulator(self, drift: EntityDrift | None = None) -> EntitySimulator:
         """The world's simulator, over the training period and the year after it.

@@ -48,6 +48,7 @@ __all__ = [
     "FeatureSpec",
     "FeatureState",
     "build_features",
+    "duration_ns",
     "feature_frame",
 ]
 
@@ -93,7 +94,7 @@ class FeatureSpec:
 
     def __post_init__(self) -> None:
         for window in (*self.windows, *self.label_windows, self.label_delay):
-            _nanoseconds(window)
+            duration_ns(window)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> FeatureSpec:
@@ -135,7 +136,23 @@ class FeatureSpec:
 _AMOUNT_KINDS = ("count", "amount_sum", "amount_mean", "amount_to_mean")
 
 
-def _nanoseconds(window: str) -> int:
+def duration_ns(window: str) -> int:
+    """A feature spec's duration (``30min``, ``1h``, ``7d``) in nanoseconds.
+
+    Parameters
+    ----------
+    window : str
+        A number and one of the units s, min, h or d.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    DataValidationError
+        ``window`` is not such a duration, or is not longer than zero.
+    """
     match = _DURATION.match(str(window))
     if not match:
         raise DataValidationError(
@@ -227,7 +244,7 @@ def _label_known_at(
     if schema.label_time and schema.label_time in frame.columns:
         known = schema.timestamps(frame, schema.label_time)
         return np.where(frame[schema.label_time].isna().to_numpy(), _NEVER, known)
-    return times + _nanoseconds(spec.label_delay)
+    return times + duration_ns(spec.label_delay)
 
 
 class _Groups:
@@ -285,7 +302,7 @@ def _amount_window(
     groups: _Groups, times: np.ndarray, amounts: np.ndarray, entity: str, window: str
 ) -> dict[str, np.ndarray]:
     # The first position whose time is inside (t - w, t]; the window ends at the row.
-    low = np.searchsorted(times, times - _nanoseconds(window), side="right")
+    low = np.searchsorted(times, times - duration_ns(window), side="right")
     start = np.searchsorted(groups.keys, groups.base + low[groups.order], side="left")
     sorted_amounts = amounts[groups.order]
     prefix = np.concatenate([[0], np.cumsum(sorted_amounts)])
@@ -337,7 +354,7 @@ def _label_windows(
     columns = {}
     for window in windows:
         # Labels known at or before t - w left the window (and were all seen by then).
-        limit = np.searchsorted(events.grid, times - _nanoseconds(window), side="right")
+        limit = np.searchsorted(events.grid, times - duration_ns(window), side="right")
         early, early_frauds = groups.count_events(
             events.rank, events.labels, limit, inclusive=False
         )
@@ -388,11 +405,11 @@ class FeatureState:
     def _still_needed(self, combined: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         times = self.schema.timestamps(combined)
         now = times[-1] if len(times) else 0
-        horizon = max(_nanoseconds(w) for w in (*spec.windows, *spec.label_windows))
+        horizon = max(duration_ns(w) for w in (*spec.windows, *spec.label_windows))
         keep = times > now - horizon
         # Labels still to arrive, or arrived inside a label window; never known: dropped.
         known_at = _label_known_at(combined, self.schema, spec, times)
-        label_horizon = max((_nanoseconds(w) for w in spec.label_windows), default=0)
+        label_horizon = max((duration_ns(w) for w in spec.label_windows), default=0)
         keep |= (known_at > now - label_horizon) & (known_at < _NEVER)
         for entity in spec.entities:
             keep |= ~combined[entity].duplicated(keep="last").to_numpy()

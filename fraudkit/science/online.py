@@ -6,10 +6,17 @@ caught-fraud rate (recall) is compared with an anytime-valid sequential test
 winner, and with Fisher's exact test, valid for a single look at a horizon fixed in
 advance; the fraud amount caught per transaction is compared with Welch's t-test. The
 paired comparison on the same transactions is :mod:`fraudkit.science.abtest`.
+
+:func:`online_power` plans a split: the power of the caught-fraud-rate test on a given
+traffic and the traffic that gives 80 %, by simulation (each arm's frauds
+``Binomial(arm traffic, fraud rate)``, its caught frauds ``Binomial(frauds, recall)``, the
+deciding test run once at the horizon; a team that looks daily with the sequential test
+can only stop sooner, so its power is at least the one given).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +41,8 @@ __all__ = [
     "OnlineABResult",
     "assign_traffic",
     "compare_online",
+    "online_power",
+    "round_traffic",
     "run_online_ab_test",
 ]
 
@@ -332,3 +341,161 @@ def run_online_ab_test(
         sequential=sequential,
         mixing_sd=mixing_sd,
     )
+
+
+# ---------------------------------------------------------------- power and traffic
+
+
+def round_traffic(n: float) -> int:
+    """``n`` transactions rounded up to two significant digits: a plan, not a measurement.
+
+    Parameters
+    ----------
+    n : float
+        A number of transactions, at least 1 once rounded up.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigurationError
+        ``n`` is below 1 (after rounding up).
+
+    Examples
+    --------
+    >>> round_traffic(4_417)
+    4500
+    """
+    whole = math.ceil(n)
+    if whole < 1:
+        raise ConfigurationError(f"n must be a positive number of transactions, got {n!r}")
+    step = 10 ** max(len(str(whole)) - 2, 0)
+    return -(-whole // step) * step
+
+
+def _online_wins(
+    n: int, recalls: tuple[float, float], fraud_rate: float, settings: dict[str, Any]
+) -> float:
+    """Share of simulated traffic splits of ``n`` transactions won by the better arm."""
+    rng = np.random.default_rng(settings["seed"])  # the same draws at every n: a smooth search
+    size, split = settings["n_simulations"], settings["split"]
+    arms = np.array([round(n * (1 - split)), round(n * split)])
+    frauds = rng.binomial(arms[:, None], fraud_rate, (2, size))
+    caught = rng.binomial(frauds, np.array(recalls)[:, None])
+    better = "B" if recalls[1] > recalls[0] else "A"
+    wins = 0
+    for (n_a, n_b), (c_a, c_b) in zip(frauds.T, caught.T, strict=True):
+        if not (n_a and n_b):
+            continue
+        if settings["sequential"]:
+            test = SequentialABTest(alpha=settings["alpha"], mixing_sd=settings["mixing_sd"])
+            winner = test.update_counts(int(n_a), int(c_a), int(n_b), int(c_b)).winner
+        else:
+            significant = (
+                _fisher_p_value(int(c_a), int(n_a), int(c_b), int(n_b)) < settings["alpha"]
+            )
+            winner, _ = declare_winner(c_a / n_a, c_b / n_b, significant)
+        wins += winner == better
+    return wins / size
+
+
+def online_power(
+    recall_a: float,
+    recall_b: float,
+    fraud_rate: float,
+    n_transactions: int,
+    *,
+    alpha: float = 0.05,
+    target_power: float = 0.8,
+    split: float = 0.5,
+    sequential: bool = True,
+    mixing_sd: float = DEFAULT_MIXING_SD,
+    n_simulations: int = 400,
+    random_state: int | None = 0,
+) -> tuple[float, int | None]:
+    """Power of the online caught-fraud-rate test and the traffic for ``target_power``.
+
+    Parameters
+    ----------
+    recall_a, recall_b : float
+        Each arm's caught-fraud rate at its threshold.
+    fraud_rate : float
+        Share of fraud in the traffic.
+    n_transactions : int
+        Traffic of the split, both arms together.
+    alpha, target_power : float
+        Level of the test and power wanted.
+    split : float, default 0.5
+        Share of traffic sent to B.
+    sequential, mixing_sd
+        The deciding test, as :func:`fraudkit.science.online.compare_online`.
+    n_simulations : int, default 400
+        Simulated splits per size.
+    random_state : int or None, default 0
+        Seed of the simulations.
+
+    Returns
+    -------
+    tuple of (float, int or None)
+        Power on ``n_transactions`` (the better arm declared the winner), and the traffic
+        (both arms) giving ``target_power``, rounded up to two significant digits; None
+        when the recalls are equal or it exceeds 10 billion transactions.
+
+    Raises
+    ------
+    ConfigurationError
+        When a rate is not in [0, 1], ``fraud_rate`` or ``split`` not in (0, 1), ``alpha``
+        and ``target_power`` not ordered in (0, 1), ``n_transactions`` below 2,
+        ``n_simulations`` below 1 or ``sequential`` not a bool.
+    """
+    for name, value in (("recall_a", recall_a), ("recall_b", recall_b)):
+        if not 0 <= value <= 1:
+            raise ConfigurationError(f"{name} must be a caught-fraud rate in [0, 1], got {value!r}")
+    for name, value in (("fraud_rate", fraud_rate), ("split", split)):
+        if not 0 < value < 1:
+            raise ConfigurationError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    if not 0 < alpha < target_power < 1:
+        raise ConfigurationError(
+            f"alpha and target_power must satisfy 0 < alpha < target_power < 1, got "
+            f"alpha={alpha!r}, target_power={target_power!r}; 0.05 and 0.8 are usual"
+        )
+    for name, value, least in (
+        ("n_transactions", n_transactions, 2),
+        ("n_simulations", n_simulations, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise ConfigurationError(f"{name} must be a whole number >= {least}, got {value!r}")
+    _check_sequential(sequential)
+    settings = {
+        "alpha": alpha,
+        "split": split,
+        "sequential": sequential,
+        "mixing_sd": mixing_sd,
+        "n_simulations": n_simulations,
+        "seed": int(np.random.default_rng(random_state).integers(2**31)),
+    }
+    recalls = (float(recall_a), float(recall_b))
+    power = _online_wins(n_transactions, recalls, fraud_rate, settings)
+    gap = abs(recalls[1] - recalls[0])
+    if gap == 0:
+        return power, None
+    # Two-proportion normal approximation for the frauds an arm needs, then bisection in
+    # log traffic on the simulated power (the same draws at each size keep it monotone).
+    spread = sum(r * (1 - r) for r in recalls) or 1e-6
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(target_power)
+    low = high = max(z**2 * spread / gap**2 / fraud_rate * 2, 10.0)
+    while _online_wins(int(low), recalls, fraud_rate, settings) >= target_power and low > 10:
+        low /= 2
+    while _online_wins(int(high), recalls, fraud_rate, settings) < target_power:
+        high *= 2
+        if high > 1e10:
+            return power, None
+    while high / low > 1.05:
+        middle = math.sqrt(low * high)
+        if _online_wins(int(middle), recalls, fraud_rate, settings) >= target_power:
+            high = middle
+        else:
+            low = middle
+    return power, round_traffic(math.ceil(high))

@@ -36,6 +36,7 @@ from fraudkit.core.schema import AMOUNT_COLUMN, LABEL_COLUMN, TIME_COLUMN, V_COL
 from fraudkit.science.checks import CheckedTransactions, check_transactions, read_table
 
 __all__ = [
+    "NS_PER_DAY",
     "PRESETS",
     "TIME_UNITS",
     "CheckedTransactions",
@@ -45,6 +46,7 @@ __all__ = [
 
 # Nanoseconds per unit of a numeric time column; datetimes are nanoseconds already.
 TIME_UNITS: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000}
+NS_PER_DAY = 86_400 * TIME_UNITS["s"]
 # The list keys of a schema file, and the role each gives its columns.
 _LIST_KEYS = {"entities": "entity", "categorical": "categorical", "numeric": "numeric"}
 _OPTIONAL_COLUMN_KEYS = ("id", "label_time")
@@ -179,6 +181,31 @@ class TransactionSchema:
         for key, role in _LIST_KEYS.items():
             roles += [(role, column) for column in getattr(self, key)]
         return roles
+
+    @property
+    def card(self) -> str | None:
+        """The column investigators review by: the first entity (card, customer); None
+        when the schema has no entity, and each row then stands for its own card."""
+        return self.entities[0] if self.entities else None
+
+    def review_keys(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each row's review day and card: alert budgets and Card Precision@k count per
+        card and day on them.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            A frame checked against this schema.
+
+        Returns
+        -------
+        tuple of (numpy.ndarray, numpy.ndarray or None)
+            Whole days since the epoch (since ``Time`` 0 on a numeric clock), and each
+            row's card, None without an entity (see :attr:`card`).
+        """
+        days = self.timestamps(frame) // NS_PER_DAY
+        cards = frame[self.card].to_numpy() if self.card is not None else None
+        return days, cards
 
     @property
     def feature_columns(self) -> list[str]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,10 @@ from fraudkit.science.entities import (
 from fraudkit.science.features import FeatureSpec, FeatureState, build_features
 from fraudkit.science.metrics import evaluate
 from fraudkit.science.model_inputs import input_columns
-from fraudkit.science.schema import PRESETS, TransactionSchema, read_transactions
+from fraudkit.science.schema import NS_PER_DAY, PRESETS, TransactionSchema, read_transactions
 from fraudkit.science.simulate import Drift, TransactionSimulator
 
 __all__ = ["Transactions", "load_or_simulate"]
-
-_NS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass(frozen=True)
@@ -176,6 +174,37 @@ class Transactions:
         frame = self.frame.drop(columns=self.behaviour, errors="ignore")
         return pd.concat([frame, build_features(frame, self.schema, spec)], axis=1)
 
+    def before(self, part: pd.DataFrame) -> Transactions:
+        """The same data cut to the transactions before ``part``'s first one.
+
+        For a choice that must not look at a period kept for reporting: prequential
+        validation before the test period of :meth:`split`.
+
+        Parameters
+        ----------
+        part : pandas.DataFrame
+            Rows of this data (e.g. ``split().test``), in its schema.
+
+        Returns
+        -------
+        Transactions
+            The earlier rows, with everything else unchanged.
+
+        Raises
+        ------
+        DataValidationError
+            ``part`` is empty, or no transaction comes before it.
+        """
+        if part.empty:
+            raise DataValidationError("part holds no transactions; pass a non-empty period")
+        times = self.schema.timestamps(self.frame)
+        earlier = times < self.schema.timestamps(part).min()
+        if not earlier.any():
+            raise DataValidationError(
+                "no transaction comes before the period passed; pass a later period"
+            )
+        return replace(self, frame=self.frame[earlier])
+
     def split(self, **fractions: Any) -> DataSplit:
         """:func:`~fraudkit.science.data.time_split` of the rows (keywords as there)."""
         return time_split(self.frame, schema=None if self.is_kaggle else self.schema, **fractions)
@@ -218,11 +247,11 @@ class Transactions:
             order = np.argsort(times, kind="stable")  # time keep their order
             frame, times = frame.iloc[order], times[order]
         first = pd.Timestamp(origin).value if origin is not None else times[0] if len(times) else 0
-        start = first + round(skip_days * _NS_PER_DAY)
+        start = first + round(skip_days * NS_PER_DAY)
         if days is None:
             bounds = np.linspace(np.searchsorted(times, start), len(frame), n_windows + 1)
         else:
-            edges = start + np.arange(n_windows + 1) * round(days * _NS_PER_DAY)
+            edges = start + np.arange(n_windows + 1) * round(days * NS_PER_DAY)
             bounds = np.searchsorted(times, edges)
         bounds = bounds.astype(int)
         if np.any(np.diff(bounds) < 1):

@@ -73,6 +73,7 @@ __all__ = [
     "PointOutcome",
     "SweepResult",
     "SweepSpec",
+    "dask_client",
     "expand_points",
     "load_sweep_spec",
     "run_point",
@@ -138,7 +139,24 @@ def _stored_spec(client: MlflowClient, sweep_run_id: str) -> tuple[SweepSpec, Ru
 
 
 @contextlib.contextmanager
-def _dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
+def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
+    """A Dask client: of the cluster at ``scheduler``, else of a new local cluster.
+
+    The local cluster has ``workers`` one-thread worker processes and no dashboard, and
+    hands a worker its next task only when it is free; it is closed on exit.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        Address of an existing scheduler (``tcp://host:8786``); None starts a local one.
+    workers : int
+        Worker processes of the local cluster (ignored with ``scheduler``).
+
+    Yields
+    ------
+    distributed.Client
+        Not set as the default client.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -280,7 +298,7 @@ def _run_on_cluster(
     cluster = contextlib.ExitStack()
     try:
         with cluster:
-            dask = cluster.enter_context(_dask_client(address, size))
+            dask = cluster.enter_context(dask_client(address, size))
             if not run_points(
                 dask, spec, points, pending, outcomes, slots=None if address else size, **options
             ):

@@ -14,12 +14,16 @@ import pytest
 
 from fraudkit.display.glossary import GLOSSARY, KINDS, MetricInfo, describe, format_value, label
 from fraudkit.science.abtest import ABTestResult
+from fraudkit.science.alerts import alert_load, card_precision_by_day, estimate_card_precision
 from fraudkit.science.drift import DriftReport, PredictionDriftResult
 from fraudkit.science.estimation import estimate_performance
 from fraudkit.science.metrics import calibration_metrics, evaluate
 from fraudkit.science.models import ThresholdChoice
-from fraudkit.science.monitoring import MonitoringAlert, WindowReport, summarise_alerts
+from fraudkit.science.monitoring import WindowReport
 from fraudkit.science.online import OnlineABResult
+from fraudkit.science.power import PowerAnalysis
+from fraudkit.science.prequential import PrequentialResult
+from fraudkit.science.retraining_rules import MonitoringAlert, summarise_alerts
 from fraudkit.science.sequential import SequentialLook
 from fraudkit.science.simulate import TransactionSimulator, bayes_ceiling
 from fraudkit.tracking.history import DegradationResult
@@ -42,6 +46,8 @@ TEXT_ENTRIES = {
     "monitoring_run_id",
     "note",
     "performance_drop_windows",
+    "prequential_best_model",
+    "prequential_rank_by",
     "prediction_drift_windows",
     "promotion_refused",
     "reliability_note",
@@ -50,6 +56,7 @@ TEXT_ENTRIES = {
     "runs",
     "small_sample_warnings",
     "unreliable_estimate_windows",
+    "verdict_note",
     "window_warnings",
     "windows_judged_on_estimates",
     "winner",
@@ -137,6 +144,7 @@ def _fraudkit_result_names() -> set[str]:
     estimate = estimate_performance(scores, threshold=0.5)
     names |= set(estimate)
     results = (ABTestResult, OnlineABResult, SequentialLook, ThresholdChoice, DegradationResult)
+    results += (PowerAnalysis,)
     names |= {f.name for cls in results for f in dataclasses.fields(cls)}
     features = pd.DataFrame({"feature": ["V1"], "effect": [0.1], "drifted": [False]})
     drift = DriftReport(False, 0.0, 0, 0.05, "ks", "holm", None, 100, 100, features)
@@ -144,6 +152,20 @@ def _fraudkit_result_names() -> set[str]:
     alert = MonitoringAlert(False, False, False, (), False, {})
     names |= set(WindowReport(drift, prediction, estimate, evaluate(labels, scores)).to_dict())
     names |= set(alert.to_dict()) | set(summarise_alerts([alert]))
+    days = np.arange(labels.size) % 7
+    budget = card_precision_by_day(labels, scores, days, cards, k=5)
+    names |= set(budget.metrics()) | set(alert_load(scores, days, 0.5, cards, k=5).metrics())
+    names |= set(estimate_card_precision(scores, days, cards, k=5).metrics())
+    folds = pd.DataFrame(
+        {
+            "model": ["logistic_regression"] * 3 + ["hist_gradient_boosting"] * 3,
+            "fold": [0, 1, 2] * 2,
+            "average_precision": rng.uniform(0.3, 0.6, 6),
+            "card_precision_at_k": rng.uniform(0.1, 0.3, 6),
+        }
+    )
+    prequential = PrequentialResult(folds, train_days=7, test_days=7, gap_days=7)
+    names |= set(prequential.to_dict())
     from fraudkit.science.data import time_split
 
     names |= set(time_split(frame).to_dict())

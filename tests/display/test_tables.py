@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from fraudkit.core.exceptions import ConfigurationError
-from fraudkit.display.tables import format_cell, format_table
+from fraudkit.display.tables import format_cell, format_table, grouped_notes
 
 
 def _cells(styler) -> list[list[str]]:
@@ -77,3 +77,12 @@ def test_wide_tables_fit_a_page_without_changing_names() -> None:
     assert "a&lt;b" in page  # a header is text, never markup
     assert "max-width: 7em" in page
     assert list(windows.columns) == ["estimated_average_precision_upper", "a<b"]
+
+
+def test_notes_said_of_several_models_are_printed_once_naming_them() -> None:
+    notes = {"lr": ["rows stand in for cards"], "hgb": ["rows stand in for cards", "floods"]}
+    assert grouped_notes(notes).splitlines() == [
+        "Note (lr, hgb): rows stand in for cards.",
+        "Note (hgb): floods.",
+    ]
+    assert grouped_notes({"lr": []}) == ""

@@ -153,6 +153,13 @@ def test_comparison_notebook_nested_runs_and_staging(store):
     assert production.run_id == first.run_id  # production stays with the first model
     summary = store.client.get_run(result.run_id).data.tags
     assert summary["fraudkit.summary.registered_version"] == str(staging.version)
+    # Each candidate's Card Precision@k at the alert budget, rows standing in for cards.
+    assert all(0 <= c.data.metrics["card_precision_at_k"] <= 1 for c in children)
+    assert all(c.data.metrics["alert_budget_k"] == 100 for c in children)
+    # The Kaggle schema spans a day or two: no rolling folds, and the report says why.
+    assert summary["fraudkit.summary.prequential_n_folds"] == "0"
+    report = re.sub(r"<[^>]+>", "", result.html_report.read_text())
+    assert "prequential validation asked for 4 folds" in report and "skipped" in report
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -451,6 +458,32 @@ def test_ab_testing_notebook_promotes_a_significantly_better_challenger(store):
     assert production.run_id == challenger.run_id != champion.run_id
     moves = store.alias_history(MODEL, "production")
     assert moves.iloc[-1]["evidence_run_id"] == result.run_id
+    power_names = {"power_observed", "power_at_min_difference", "required_transactions"}
+    assert power_names | {"online_required_transactions"} <= set(result_metrics)
+    assert tags["fraudkit.summary.verdict_note"].startswith("B won")
+
+    # ~34 frauds at the default fraud rate: no winner, and too little power to call it
+    # "no difference".
+    small = run_notebook(
+        "ab_testing",
+        {
+            "model_a": f"models:/{MODEL}/1",
+            "model_b": f"models:/{MODEL}/2",
+            "n_transactions": 20_000,
+            "n_resamples": 500,
+            "promote_winner": False,
+        },
+        progress=False,
+    )
+    small_run = store.client.get_run(small.run_id)
+    note = small_run.data.tags["fraudkit.summary.verdict_note"]
+    assert small_run.data.tags["fraudkit.summary.winner"] == "None"
+    assert note.startswith("inconclusive: needs about ")
+    required = int(small_run.data.metrics["required_transactions"])
+    assert f"{required:,} transactions" in note and required > 20_000
+    assert small_run.data.metrics["power_at_min_difference"] < 0.8
+    report = re.sub(r"<[^>]+>", "", small.html_report.read_text())
+    assert "Verdict: inconclusive: needs about" in report
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -96,6 +96,21 @@ def test_the_whole_story_runs_on_the_entity_simulator(backend, tmp_path):
     # behavioural features comes close to it.
     comparison = get(runs["model_comparison"].run_id).data.metrics
     assert 0.6 < comparison["share_of_bayes_auprc"] <= 1.05
+    # Prequential validation ran on the world's days: four folds, each candidate's fold
+    # means and next-period interval, the paired test, the folds and their plot.
+    assert comparison["prequential_n_folds"] == 4
+    for model in ("logistic_regression", "hist_gradient_boosting"):
+        low, mean, high = (
+            comparison[f"prequential_{model}_card_precision_at_k_{stat}"]
+            for stat in ("low", "mean", "high")
+        )
+        assert 0 <= low <= mean <= high <= 1
+    assert "prequential_logistic_regression_paired_p_value" in comparison
+    folds = mlflow_manager.load_frame(runs["model_comparison"].run_id, "prequential_folds")
+    assert len(folds) == 8 and set(folds["fold"]) == {0, 1, 2, 3}
+    assert (folds["test_first_day"] - folds["train_end_day"] == 7).all()  # the label delay
+    plots = mlflow_manager.client.list_artifacts(runs["model_comparison"].run_id, "plots")
+    assert "plots/fold_spread.png" in {a.path for a in plots}
     training = get(runs["training"].run_id).data.metrics
     assert training["average_precision_without_behaviour"] < training["average_precision"]
     # The A/B test promoted the comparison's winner, on fresh traffic of the same world.

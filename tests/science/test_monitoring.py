@@ -14,14 +14,8 @@ from fraudkit.science.data import time_split
 from fraudkit.science.drift import detect_drift, detect_prediction_drift
 from fraudkit.science.metrics import evaluate
 from fraudkit.science.models import choose_threshold, predict_scores, train_model
-from fraudkit.science.monitoring import (
-    MonitoringAlert,
-    WindowReport,
-    evaluate_alerts,
-    monitor_window,
-    monitor_windows,
-    summarise_alerts,
-)
+from fraudkit.science.monitoring import WindowReport, monitor_window, monitor_windows
+from fraudkit.science.retraining_rules import MonitoringAlert, evaluate_alerts, summarise_alerts
 from fraudkit.science.simulate import Drift, TransactionSimulator
 
 # ------------------------------------------------------------------------------ data drift
@@ -413,3 +407,30 @@ def test_summarise_alerts() -> None:
         "first_alert_window": None,
         "retraining_recommended": False,
     }
+
+
+def test_a_window_reports_card_precision_at_the_alert_budget(labelled_windows) -> None:
+    # Realised once labels are in, estimated always; rows stand in for cards on Kaggle's.
+    model = OracleModel(labelled_windows["simulator"])
+    reference, window = labelled_windows["reference"], labelled_windows["same"]
+    report = monitor_window(model, reference, window, alert_budget_k=20)
+    realised, estimated = report.card_precision, report.estimated_card_precision
+    assert realised is not None and estimated is not None
+    assert realised.k == estimated.k == 20 and not realised.by_card
+    days = (window["Time"] // 86_400).astype(int)
+    scores = model.predict_proba(window)[:, 1]
+    expected = [
+        window[LABEL_COLUMN][days == day].to_numpy()[np.argsort(-scores[days == day])][:20].mean()
+        for day in sorted(days.unique())
+    ]
+    assert realised.mean == pytest.approx(np.mean(expected))
+    assert estimated.low <= estimated.mean <= estimated.high
+    # The oracle's probabilities are the truth: the estimate lands near what happened.
+    assert abs(estimated.mean - realised.mean) < 0.15
+    flat = report.to_dict()
+    assert flat["card_precision_at_k"] == realised.mean
+    assert flat["estimated_card_precision_at_k_upper"] == estimated.high
+    unlabelled = monitor_window(model, reference, window, labels_available=False)
+    assert unlabelled.card_precision is None
+    assert "card_precision_at_k" not in unlabelled.to_dict()
+    assert "estimated_card_precision_at_k" in unlabelled.to_dict()

@@ -168,3 +168,22 @@ def test_time_split_and_windows_follow_a_schema_with_datetimes() -> None:
     windows = time_windows(frame, 4, schema=schema)
     assert [len(w) for w in windows] == [25] * 4
     assert windows[0]["when"].max() < windows[1]["when"].min()
+
+
+def test_review_keys_are_whole_days_and_the_first_entity() -> None:
+    frame = pd.DataFrame(
+        {
+            "TX_DATETIME": pd.to_datetime(["2026-01-01 23:59", "2026-01-02 00:01"]),
+            "CUSTOMER_ID": [7, 7],
+        }
+    )
+    handbook = PRESETS["handbook"]
+    days, cards = handbook.review_keys(frame)
+    assert handbook.card == "CUSTOMER_ID" and cards is not None
+    assert days[1] - days[0] == 1 and cards.tolist() == [7, 7]
+    assert days[0] == (pd.Timestamp("2026-01-01") - pd.Timestamp(0)).days
+    kaggle_days, no_cards = PRESETS["kaggle"].review_keys(
+        pd.DataFrame({"Time": [0.0, 86_399.0, 86_400.0]})
+    )
+    assert PRESETS["kaggle"].card is None and no_cards is None
+    assert kaggle_days.tolist() == [0, 0, 1]

@@ -233,3 +233,17 @@ def test_a_recent_file_feeds_history_and_may_have_no_fraud_label_yet(tmp_path: P
     assert sum(map(len, traffic.windows)) < len(data.frame)  # the first days: history only
     with pytest.raises(DataValidationError, match="evaluation_size=100,000"):
         retraining_traffic(path, schema, {}, evaluation_size=100_000)
+
+
+def test_before_keeps_the_rows_earlier_than_a_period() -> None:
+    data = load_or_simulate(None, "handbook", n_transactions=8_000, seed=2)
+    split = data.split()
+    history = data.before(split.test)
+    times = data.schema.timestamps(history.frame)
+    assert len(history.frame) == len(data.frame) - len(split.test)
+    assert times.max() < data.schema.timestamps(split.test).min()
+    assert history.schema == data.schema and history.spec == data.spec
+    with pytest.raises(DataValidationError, match="no transaction comes before"):
+        data.before(data.frame)
+    with pytest.raises(DataValidationError, match="non-empty"):
+        data.before(data.frame.iloc[:0])
