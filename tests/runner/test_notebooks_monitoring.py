@@ -26,6 +26,7 @@ MODEL = "credit_card_fraud_detector"
 MONITORING_FIGURES = {
     "plots/window_metrics.png",
     "plots/estimate_vs_realised.png",
+    "plots/card_precision_by_window.png",
     "plots/alert_rate.png",
     "plots/feature_drift.png",
     "plots/version_history.png",
