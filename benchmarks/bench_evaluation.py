@@ -50,11 +50,9 @@ from fraudkit.science.entities import (
     simulated_days,
 )
 from fraudkit.science.features import FeatureSpec, build_features
+from fraudkit.science.fold_summary import DEFAULT_CONFIDENCE as CONFIDENCE
+from fraudkit.science.fold_summary import METRICS
 from fraudkit.science.prequential import (
-    DEFAULT_CONFIDENCE as CONFIDENCE,
-)
-from fraudkit.science.prequential import (
-    METRICS,
     evaluate_fold,
     fold_tasks,
     prequential_folds,

@@ -35,6 +35,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from fraudkit.core.exceptions import ConfigurationError, DataValidationError
+from fraudkit.science.card_days import CardDays
 from fraudkit.science.metrics import as_scores, check_fraction, validate_labels_and_scores
 
 __all__ = [
@@ -52,81 +53,6 @@ _MAX_DRAW_CELLS = 4_000_000
 _DAYS = "days"
 _CARDS_WITHIN_DAYS = "cards within days"
 _LABEL_DRAWS = "label draws"
-
-
-# ---------------------------------------------------------------------------- card days
-
-
-def _codes(name: str, values: ArrayLike, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of ``values`` in sorted order of the values, and the sorted values."""
-    array = np.asarray(values).ravel()
-    if array.size != n:
-        raise DataValidationError(
-            f"{name} has {array.size:,} values for {n:,} transactions; pass one per transaction"
-        )
-    try:
-        codes, uniques = pd.factorize(array, sort=True)
-    except TypeError as error:
-        raise DataValidationError(
-            f"{name} must hold values of one comparable type: {error}"
-        ) from None
-    missing = codes < 0
-    if missing.any():
-        raise DataValidationError(
-            f"{name} row {int(np.argmax(missing))} is missing ({int(missing.sum())} rows); "
-            "drop those transactions or fill them in"
-        )
-    return codes.astype(np.int64), np.asarray(uniques)
-
-
-@dataclass(frozen=True)
-class _CardDays:
-    """The (day, card) pairs of a set of transactions, and their ranking within each day.
-
-    Pairs are numbered in (day, card) order; ``order`` and ``starts`` gather the rows of
-    each pair, so a per-pair maximum or sum is one ``reduceat``.
-    """
-
-    days: np.ndarray  # the distinct days, sorted
-    pair_day: np.ndarray  # day code of each pair
-    pair_card: np.ndarray  # card code of each pair (ascending card id breaks ties)
-    order: np.ndarray  # rows sorted by pair
-    starts: np.ndarray  # first position in ``order`` of each pair
-    by_card: bool
-
-    @classmethod
-    def of(cls, days: ArrayLike, card_ids: ArrayLike | None, n: int) -> _CardDays:
-        """The pairs of ``n`` transactions; each row is its own card without ``card_ids``."""
-        day_code, day_values = _codes("days", days, n)
-        if card_ids is None:
-            card_code = np.arange(n, dtype=np.int64)
-        else:
-            card_code, _ = _codes("card_ids", card_ids, n)
-        width = int(card_code.max()) + 1
-        key = day_code * width + card_code
-        order = np.argsort(key, kind="stable")
-        ordered = key[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-        pair_key = ordered[starts]
-        return cls(
-            day_values, pair_key // width, pair_key % width, order, starts, card_ids is not None
-        )
-
-    def reduce(self, ufunc: np.ufunc, values: np.ndarray) -> np.ndarray:
-        """``ufunc`` over each pair's rows of ``values`` (the last axis holds the rows)."""
-        return ufunc.reduceat(values[..., self.order], self.starts, axis=-1)
-
-    def rank(self, pair_score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Pairs by day, most suspicious first; whether each is reviewed; cards per day.
-
-        Ties in score are broken by card id, as
-        :func:`fraudkit.science.metrics.card_precision_at_k` breaks them.
-        """
-        ranked = np.lexsort((self.pair_card, -pair_score, self.pair_day))
-        n_cards = np.bincount(self.pair_day, minlength=self.days.size)
-        day_start = np.repeat(np.cumsum(n_cards) - n_cards, n_cards)
-        reviewed = np.arange(ranked.size) - day_start < k
-        return ranked, reviewed, n_cards
 
 
 # ------------------------------------------------------------------------------ results
@@ -351,7 +277,7 @@ def _within_day_resamples(
 
 
 def _card_precision(
-    card_days: _CardDays,
+    card_days: CardDays,
     counts: tuple[np.ndarray, np.ndarray, np.ndarray],
     resampled: np.ndarray,
     *,
@@ -448,7 +374,7 @@ def card_precision_by_day(
     _check_count("n_resamples", n_resamples, 1, "bootstrap resamples")
     _check_count("min_days", min_days, 2, "fewest days to resample")
     y, s = validate_labels_and_scores(y_true, scores)
-    card_days = _CardDays.of(days, card_ids, y.size)
+    card_days = CardDays.of(days, card_ids, y.size)
     ranked, reviewed, n_cards = card_days.rank(card_days.reduce(np.maximum, s), k)
     fraud_ranked = card_days.reduce(np.maximum, y)[ranked]
     n_days = card_days.days.size
@@ -523,7 +449,7 @@ def alert_load(
         raise DataValidationError(
             f"scores must be finite; row {int(np.argmax(~np.isfinite(s)))} is not"
         )
-    card_days = _CardDays.of(days, card_ids, s.size)
+    card_days = CardDays.of(days, card_ids, s.size)
     alerted = card_days.reduce(np.maximum, s) >= threshold
     per_day = np.bincount(card_days.pair_day[alerted], minlength=card_days.days.size)
     return AlertLoad(
@@ -693,7 +619,7 @@ def estimate_card_precision(
             "score per transaction"
         )
     samples = _probability_samples(probability_samples, p)
-    card_days = _CardDays.of(days, card_ids, p.size)
+    card_days = CardDays.of(days, card_ids, p.size)
     ranked, reviewed, n_cards = card_days.rank(card_days.reduce(np.maximum, ranking), k)
     top = ranked[reviewed]
     with np.errstate(divide="ignore"):  # a certain fraud (p = 1) gives log(0) = -inf

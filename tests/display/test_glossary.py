@@ -17,12 +17,12 @@ from fraudkit.science.abtest import ABTestResult
 from fraudkit.science.alerts import alert_load, card_precision_by_day, estimate_card_precision
 from fraudkit.science.drift import DriftReport, PredictionDriftResult
 from fraudkit.science.estimation import estimate_performance
+from fraudkit.science.fold_summary import PrequentialResult
 from fraudkit.science.metrics import calibration_metrics, evaluate
 from fraudkit.science.models import ThresholdChoice
 from fraudkit.science.monitoring import WindowReport
 from fraudkit.science.online import OnlineABResult
 from fraudkit.science.power import PowerAnalysis
-from fraudkit.science.prequential import PrequentialResult
 from fraudkit.science.retraining_rules import MonitoringAlert, summarise_alerts
 from fraudkit.science.sequential import SequentialLook
 from fraudkit.science.simulate import TransactionSimulator, bayes_ceiling

@@ -15,12 +15,14 @@ import pytest
 from scipy import stats
 
 from fraudkit.core.exceptions import ConfigurationError, DataValidationError, SmallSampleWarning
-from fraudkit.science.prequential import (
+from fraudkit.science.fold_summary import (
     MIN_WILCOXON_FOLDS,
     PrequentialResult,
+    prediction_interval,
+)
+from fraudkit.science.prequential import (
     evaluate_fold,
     fold_plan,
-    prediction_interval,
     prequential_folds,
     run_prequential,
 )
