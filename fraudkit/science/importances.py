@@ -12,28 +12,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
 from fraudkit.core.schema import FEATURE_COLUMNS, LABEL_COLUMN
+from fraudkit.science.model_inputs import feature_blocks, output_labels
 from fraudkit.science.models import base_model, class_labels
 
 __all__ = ["feature_importances"]
-
-
-def _feature_blocks(model: Any) -> list[tuple[str, list[str], int]] | None:
-    """(name, input columns, output width) of each block of a fitted ``features`` step.
-
-    None for models that are not fraudkit pipelines.
-    """
-    features = getattr(model, "named_steps", {}).get("features")
-    if not isinstance(features, ColumnTransformer) or not hasattr(features, "output_indices_"):
-        return None
-    widths = {name: s.stop - s.start for name, s in features.output_indices_.items()}
-    return [
-        (name, list(cols), widths[name]) for name, _, cols in features.transformers_ if widths[name]
-    ]
 
 
 def _native_importances(model: Any) -> pd.Series | None:
@@ -44,37 +30,18 @@ def _native_importances(model: Any) -> pd.Series | None:
         values = np.abs(np.asarray(classifier.coef_)).ravel()
     else:
         return None
-    blocks = _feature_blocks(model)
+    blocks = feature_blocks(model)
     if blocks is None:
         names = getattr(classifier, "feature_names_in_", None)
         return None if names is None else pd.Series(values, index=list(names))
-    return pd.Series(values, index=_output_labels(model, blocks)).groupby(level=0, sort=False).sum()
-
-
-def _output_labels(model: Any, blocks: list[tuple[str, list[str], int]]) -> list[str]:
-    """The input column behind each output of the ``features`` step.
-
-    One-to-one blocks name outputs by column. The hour's sin and cos are reported as
-    ``hour``. A one-hot column (``ProductCD_W``) or a missing-value indicator
-    (``missingindicator_x``) counts towards the longest input column its name holds.
-    """
-    names = list(model.named_steps["features"].get_feature_names_out())
-    labels: list[str] = []
-    for name, columns, width in blocks:
-        outputs, names = names[:width], names[width:]
-        if width == len(columns) or name == "hour":
-            labels += columns if width == len(columns) else [name] * width
-            continue
-        longest_first = sorted(columns, key=len, reverse=True)
-        labels += [next((c for c in longest_first if c in out), name) for out in outputs]
-    return labels
+    return pd.Series(values, index=output_labels(model, blocks)).groupby(level=0, sort=False).sum()
 
 
 def _permutation_importances(
     model: Any, df: pd.DataFrame, n_repeats: int, random_state: int, label: str
 ) -> pd.Series:
     y = class_labels(df, "importance frame", label=label)
-    blocks = _feature_blocks(model)
+    blocks = feature_blocks(model)
     if blocks is None:
         columns = [c for c in FEATURE_COLUMNS if c in df.columns]
         labels = columns

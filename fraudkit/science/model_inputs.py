@@ -19,6 +19,9 @@ missing for gradient boosting, which handles them natively; the others impute th
 training median and add a missing-indicator column. Scaling happens inside the numeric
 branch, so category codes are never scaled. Everything is scikit-learn and numpy, so the
 model loads with skops where fraudkit is not installed.
+
+:func:`feature_blocks` and :func:`output_labels` read a fitted step back: the input column
+behind each of its outputs, so importances and reasons speak of input columns.
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ __all__ = [
     "categorical_mask",
     "check_kaggle_inputs",
     "drift_inputs",
+    "feature_blocks",
     "input_columns",
     "kaggle_features",
+    "output_labels",
     "require_inputs",
     "schema_features",
     "step_columns",
@@ -203,3 +208,36 @@ def _categories(native: bool) -> BaseEstimator:
 def _copy(scaling: BaseEstimator | str) -> Any:
     """A fresh scaler for each branch ("passthrough" as it is)."""
     return scaling if isinstance(scaling, str) else clone(scaling)
+
+
+def feature_blocks(model: Any) -> list[tuple[str, list[str], int]] | None:
+    """(name, input columns, output width) of each block of a fitted ``features`` step.
+
+    None for models that are not fraudkit pipelines.
+    """
+    features = getattr(model, "named_steps", {}).get("features")
+    if not isinstance(features, ColumnTransformer) or not hasattr(features, "output_indices_"):
+        return None
+    widths = {name: s.stop - s.start for name, s in features.output_indices_.items()}
+    return [
+        (name, list(cols), widths[name]) for name, _, cols in features.transformers_ if widths[name]
+    ]
+
+
+def output_labels(model: Any, blocks: list[tuple[str, list[str], int]]) -> list[str]:
+    """The input column behind each output of the ``features`` step.
+
+    One-to-one blocks name outputs by column. The hour's sin and cos are reported as
+    ``hour``. A one-hot column (``ProductCD_W``) or a missing-value indicator
+    (``missingindicator_x``) counts towards the longest input column its name holds.
+    """
+    names = list(model.named_steps["features"].get_feature_names_out())
+    labels: list[str] = []
+    for name, columns, width in blocks:
+        outputs, names = names[:width], names[width:]
+        if width == len(columns) or name == "hour":
+            labels += columns if width == len(columns) else [name] * width
+            continue
+        longest_first = sorted(columns, key=len, reverse=True)
+        labels += [next((c for c in longest_first if c in out), name) for out in outputs]
+    return labels
