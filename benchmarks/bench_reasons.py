@@ -100,7 +100,7 @@ def _measure(model_type: str, frames: dict[str, pd.DataFrame], kernel_rows: int)
     probability = model.predict_proba(test)[:, 1]
     held = (probability > PRECISION_EDGE) & (probability < 1 - PRECISION_EDGE)
     additivity = float(np.abs(explained.score - logit(probability))[held].max())
-    alerts = test[model.predict_proba(test)[:, 1] >= threshold]
+    alerts = test[probability >= threshold]
     medians = train[FEATURE_COLUMNS].median()
     kernel_ms = _kernel_ms_per_row(model, train, test, kernel_rows)
     return {

@@ -231,8 +231,8 @@ class ReasonExplainer:
         if categorical is not None and np.any(categorical):
             raise ModelError(
                 "cannot explain gradient boosting that splits on categories natively: "
-                "shap's TreeSHAP reads numeric splits only; serve with reasons=0, or train "
-                "a logistic regression or random forest on this schema for reasons"
+                "shap's TreeSHAP reads numeric splits only; train a logistic regression or "
+                "a random forest on this schema for reasons"
             )
         import shap  # imported here: numba's start-up is paid only when trees are explained
 
