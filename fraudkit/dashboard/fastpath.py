@@ -65,6 +65,9 @@ __all__ = [
 # ``fastpath.schema_head()`` names the installed MLflow's newest.
 TESTED_REVISIONS: tuple[str, ...] = (
     "dc11669786a5",  # MLflow 3.17.2 (head: add_job_executor_persistence_model)
+    # MLflow 3.18.0: its three migrations add skill-registry tables, extend `issues` and
+    # re-key the MCP server versions; none touches a table this module reads or writes.
+    "f4a9b2c7d1e6",  # MLflow 3.18.0 (head: make_mcp_versions_case_sensitive)
 )
 SQL_CHUNK = 500  # values per IN (...) list, well under every dialect's parameter limit
 WORKSPACE = "default"  # MLflow's only workspace while MLFLOW_ENABLE_WORKSPACES is off
