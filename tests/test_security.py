@@ -258,8 +258,12 @@ def test_models_are_logged_with_skops_and_an_explicit_trusted_type_list(
     ]
     assert not [p for p in folder.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
     loaded = mlflow.pyfunc.load_model(f"models:/skops_check/{version.version}")
-    scores = loaded.predict(traffic[FEATURE_COLUMNS].head(20))
-    assert scores.shape == (20, 2) and ((scores >= 0) & (scores <= 1)).all()
+    # The served flavor is fraudkit's loader over the same skops file: no pickle.
+    pyfunc = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["python_function"]
+    assert pyfunc["loader_module"] == "fraudkit.tracking.served"
+    assert pyfunc["model_path"] == "model.skops"
+    scores = loaded.predict(traffic[FEATURE_COLUMNS].head(20))["fraud_probability"]
+    assert scores.shape == (20,) and ((scores >= 0) & (scores <= 1)).all()
 
 
 def test_a_model_file_swapped_after_logging_is_refused_on_load(

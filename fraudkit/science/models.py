@@ -75,6 +75,7 @@ __all__ = [
     "DEFAULT_CALIBRATION",
     "DEFAULT_MODEL_TYPE",
     "MODEL_TYPES",
+    "PROBABILITY_COLUMN",
     "SCALING_METHODS",
     "THRESHOLD_RULES",
     "ThresholdChoice",
@@ -92,6 +93,8 @@ SCALING_METHODS: tuple[str, ...] = ("standard", "robust", "none")
 THRESHOLD_RULES: tuple[str, ...] = ("precision", "recall", "cost")
 CALIBRATION_METHODS: tuple[str, ...] = ("sigmoid", "isotonic", "none")
 DEFAULT_CALIBRATION = "sigmoid"
+# The served model's probability column (fraudkit.tracking.served).
+PROBABILITY_COLUMN = "fraud_probability"
 # Share of the training period's latest rows held out for calibration when no separate
 # calibration frame is given.
 DEFAULT_CALIBRATION_SHARE = 0.2
@@ -421,7 +424,10 @@ def base_model(model: Any) -> Any:
 
 
 def _positive_column(output: Any, classes: Any) -> np.ndarray:
-    """Fraud-probability column of a (n,), (n, 1) or (n, 2) prediction output."""
+    """Fraud-probability column of a (n,), (n, 1) or (n, 2) prediction output, or of the
+    served model's decision frame."""
+    if isinstance(output, pd.DataFrame) and PROBABILITY_COLUMN in output.columns:
+        return output[PROBABILITY_COLUMN].to_numpy(dtype=float)
     array = np.asarray(output, dtype=float)
     if array.ndim == 2 and array.shape[1] == 2:
         column = list(classes).index(1) if classes is not None else 1
@@ -437,8 +443,10 @@ def predict_scores(model: Any, df: pd.DataFrame) -> np.ndarray:
     """Fraud probability of each row of ``df``.
 
     Works by duck typing on scikit-learn estimators (``predict_proba``) and on objects
-    whose ``predict`` returns an ``(n, 2)`` array or frame (an MLflow pyfunc model logged
-    with ``pyfunc_predict_fn="predict_proba"``) or a 1-D array of scores. The ``Class``
+    whose ``predict`` returns the served model's decision frame (its
+    ``fraud_probability``, asked for without reasons), an ``(n, 2)`` array or frame (an
+    MLflow pyfunc model logged with ``pyfunc_predict_fn="predict_proba"``) or a 1-D array
+    of scores. The ``Class``
     column is dropped before predicting, so no model can see the label.
 
     Parameters
@@ -463,13 +471,22 @@ def predict_scores(model: Any, df: pd.DataFrame) -> np.ndarray:
     if hasattr(model, "predict_proba"):
         output = model.predict_proba(features)
     elif hasattr(model, "predict"):
-        output = model.predict(_signature_columns(model, features))
+        output = model.predict(_signature_columns(model, features), **_fast_params(model))
     else:
         raise ModelError(f"{type(model).__name__} has neither predict_proba nor predict")
     scores = _positive_column(output, getattr(model, "classes_", None))
     if scores.shape != (len(df),):
         raise ModelError(f"model returned {scores.size} scores for {len(df)} rows")
     return scores
+
+
+def _fast_params(model: Any) -> dict[str, Any]:
+    """``params={"reasons": 0}`` for a served model that gives reasons: scores only."""
+    metadata = getattr(model, "metadata", None)
+    signature = getattr(metadata, "signature", None)
+    params = getattr(signature, "params", None)
+    names = {spec.name for spec in params} if params is not None else set()
+    return {"params": {"reasons": 0}} if "reasons" in names else {}
 
 
 def _signature_columns(model: Any, features: pd.DataFrame) -> pd.DataFrame:

@@ -115,16 +115,20 @@ class Transactions:
             return {}
         return {"schema": self.schema, "behaviour": self.behaviour}
 
-    def model_metadata(self, part: pd.DataFrame) -> dict[str, Any]:
+    def model_metadata(
+        self, part: pd.DataFrame, training: pd.DataFrame | None = None
+    ) -> dict[str, Any]:
         """What a model trained on these rows is logged with: an input example from
-        ``part``, the schema, the feature definitions and the simulated world (keyword
-        arguments of :meth:`fraudkit.MlflowManager.log_model_with_metadata`)."""
+        ``part``, the schema, the feature definitions, the simulated world and, given
+        ``training``, the training rows a logistic model's reasons are measured from
+        (keyword arguments of :meth:`fraudkit.MlflowManager.log_model_with_metadata`)."""
         example = part[self.input_columns].head(5)
         return {
             "input_example": example,
             "schema": self.schema,
             "features": self.spec,
             "simulation": self.world,
+            "training_data": training,
         }
 
     def require_schema(self, schema: TransactionSchema | None) -> None:

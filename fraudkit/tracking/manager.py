@@ -469,6 +469,8 @@ class MlflowManager:
         schema: TransactionSchema | None = None,
         features: FeatureSpec | None = None,
         simulation: Mapping[str, Any] | None = None,
+        threshold: float | None = None,
+        training_data: pd.DataFrame | None = None,
     ) -> ModelVersion:
         """Log a model and register a version: :func:`.model_logging.log_model_with_metadata`."""
         return model_logging.log_model_with_metadata(
@@ -487,6 +489,8 @@ class MlflowManager:
             schema=schema,
             features=features,
             simulation=simulation,
+            threshold=threshold,
+            training_data=training_data,
         )
 
     # -- registry (each a tracking.registry / promotion / history function on self.client) --

@@ -51,6 +51,7 @@ from fraudkit.tracking.model_packaging import (
     definitions_params,
     log_classifier,
     schema_signature,
+    served_config,
 )
 from fraudkit.tracking.registry import discard_version, move_alias
 from fraudkit.tracking.store import store_error
@@ -147,14 +148,17 @@ def log_model_with_metadata(
     schema: TransactionSchema | None = None,
     features: FeatureSpec | None = None,
     simulation: Mapping[str, Any] | None = None,
+    threshold: float | None = None,
+    training_data: pd.DataFrame | None = None,
 ) -> ModelVersion:
     """Log a fitted scikit-learn model with its metadata and register a new version.
 
     The model is stored with skops (trusted types taken from the model itself, which
     may hold scikit-learn, numpy and scipy types only), explicit pip requirements, a
-    signature on the feature frame (typed from the schema on a declared one) and
-    ``pyfunc_predict_fn="predict_proba"``, so ``mlflow.pyfunc.load_model`` on the version
-    returns fraud probabilities. ``stage``
+    signature on the feature frame (typed from the schema on a declared one). Served
+    (``mlflow.pyfunc.load_model``, ``mlflow models serve``), the version answers with
+    decisions (:mod:`fraudkit.tracking.served`): the fraud probability, the alert at
+    ``threshold``, the version and the reasons. ``stage``
     (``"Staging"``/``"Production"``, any case) sets the matching alias and records the
     move. Without an active run a training run is started for the call and ended
     afterwards.
@@ -205,6 +209,13 @@ def log_model_with_metadata(
         With ``schema``, the simulated world the model was trained on
         (:class:`~fraudkit.science.entities.HandbookWorld`), kept in its metadata so
         that monitoring watches the same world.
+    threshold : float, optional
+        The operating threshold the served model alerts at; default ``metrics["threshold"]``
+        (what :func:`fraudkit.science.metrics.evaluate` records), else 0.5.
+    training_data : pandas.DataFrame, optional
+        The transactions the model was trained on: a logistic model's reasons are
+        deviations from their mean, and it is served without reasons when they are not
+        given. The tree models do not need them.
 
     Returns
     -------
@@ -238,6 +249,9 @@ def log_model_with_metadata(
                 "input columns) to type its outputs"
             )
         signature = signature or schema_signature(model, own, spec, input_example)
+    if threshold is None and metrics and metrics.get("threshold") is not None:
+        threshold = float(metrics["threshold"])
+    served = served_config(model, model_name, threshold, training_data)
     with _model_run(manager, model_name) as run_id:
         if own is not None and spec is not None:
             _log_definitions(manager, own, spec)
@@ -256,6 +270,7 @@ def log_model_with_metadata(
             input_example=input_example,
             signature=signature,
             trusted_types=trusted,
+            model_config=served,
             metadata=definitions_metadata(own, spec, simulation),
         )
         return _complete_version(

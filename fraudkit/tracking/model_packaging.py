@@ -13,6 +13,9 @@ keeps; this module decides how the model itself is stored:
 * :func:`definitions_metadata` / :func:`read_definitions`: the schema and the behavioural
   feature definitions, kept in the model's ``MLmodel`` file so that model, schema and
   definitions are one versioned thing;
+* :func:`served_config` / :func:`decision_signature`: what the served model
+  (:mod:`fraudkit.tracking.served`) needs: the threshold, the reasons' means, the typed
+  decision outputs and inference params;
 * :func:`log_classifier`: the model logged with all of it and registered as a version.
 """
 
@@ -21,13 +24,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from mlflow.sklearn import log_model as log_sklearn_model
-
-from fraudkit.core.exceptions import FraudkitError, RegistryError, TrackingError
+from fraudkit.core.exceptions import FraudkitError, ModelError, RegistryError, TrackingError
 from fraudkit.science.features import FeatureSpec
 from fraudkit.science.model_inputs import input_columns
+from fraudkit.science.reasons import ReasonExplainer
 from fraudkit.science.schema import PRESETS, TransactionSchema
+from fraudkit.tracking import served as served_flavor
 from fraudkit.tracking.registry import foreign_types
+from fraudkit.tracking.served import (
+    DEFAULT_REASONS,
+    decision_config,
+    decision_outputs,
+    decision_params,
+)
 from fraudkit.tracking.store import quote
 
 if TYPE_CHECKING:
@@ -36,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFINITIONS_KEY",
     "check_classifier",
+    "decision_signature",
     "definitions_metadata",
     "definitions_params",
     "feature_signature",
@@ -44,6 +54,7 @@ __all__ = [
     "read_definitions",
     "read_simulation",
     "schema_signature",
+    "served_config",
     "skops_trusted_types",
 ]
 
@@ -281,6 +292,45 @@ def read_definitions(model: Any) -> tuple[TransactionSchema | None, FeatureSpec 
         ) from None
 
 
+def served_config(
+    model: Any, model_name: str, threshold: float | None, training_data: Any = None
+) -> dict[str, Any]:
+    """The served model's ``model_config``: its threshold and what its reasons need.
+
+    A model whose reasons cannot be given (a logistic model without ``training_data``, whose
+    reasons are deviations from the training mean, or gradient boosting that splits on
+    categories natively) is served with ``reasons`` defaulting to 0; asking it for reasons
+    then raises the explainer's error, which names the fix.
+
+    Parameters
+    ----------
+    model : sklearn estimator
+        The fitted model.
+    model_name : str
+        Registered model name.
+    threshold : float or None
+        The version's operating threshold.
+    training_data : DataFrame, optional
+        The transactions the model was trained on.
+    """
+    try:
+        explainer = ReasonExplainer(model, training_data)
+    except ModelError:
+        return decision_config(model_name, threshold, reasons=0)
+    return decision_config(model_name, threshold, explainer.feature_means, DEFAULT_REASONS)
+
+
+def decision_signature(signature: Any, config: Mapping[str, Any]) -> Any:
+    """``signature``'s inputs with the served model's outputs and inference params."""
+    from mlflow.models import ModelSignature
+
+    return ModelSignature(
+        inputs=signature.inputs,
+        outputs=decision_outputs(config["reasons"] or DEFAULT_REASONS),
+        params=decision_params(config["threshold"], config["reasons"]),
+    )
+
+
 def log_classifier(
     model: Any,
     model_name: str,
@@ -288,12 +338,15 @@ def log_classifier(
     input_example: Any,
     signature: Any,
     trusted_types: list[str],
+    model_config: Mapping[str, Any],
     metadata: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Log ``model`` as the artifact ``model`` of the active run and register a version.
 
-    The model is stored with skops, :func:`pip_requirements` and
-    ``pyfunc_predict_fn="predict_proba"``, so the pyfunc model returns fraud probabilities.
+    The model is stored with skops and :func:`pip_requirements` in its ``sklearn`` flavor;
+    its ``python_function`` flavor is the kit's served model
+    (:mod:`fraudkit.tracking.served`), which answers with decisions: probability, alert at
+    the version's threshold, version and reasons.
 
     Parameters
     ----------
@@ -304,9 +357,12 @@ def log_classifier(
     input_example : DataFrame or None
         A few feature rows, kept with the model.
     signature : mlflow.models.ModelSignature or None
-        None infers it with :func:`feature_signature`.
+        Its inputs type the served model's; None infers them with
+        :func:`feature_signature`.
     trusted_types : list of str
         :func:`skops_trusted_types` of ``model``.
+    model_config : mapping
+        :func:`served_config`: threshold and reasons of the served model.
     metadata : dict, optional
         Kept in the ``MLmodel`` file (:func:`definitions_metadata`).
 
@@ -320,15 +376,19 @@ def log_classifier(
     TrackingError
         No signature can be inferred.
     """
-    return log_sklearn_model(
-        sk_model=model,
+    from mlflow.models import Model
+
+    inputs = signature or feature_signature(model, input_example)
+    return Model.log(
+        None,  # artifact_path: deprecated for name, but still positional
         name="model",
-        pip_requirements=pip_requirements(),
-        signature=signature or feature_signature(model, input_example),
-        input_example=cast(Any, input_example),  # None is allowed, whatever the hint
-        pyfunc_predict_fn="predict_proba",
-        serialization_format="skops",
-        skops_trusted_types=trusted_types,
+        flavor=served_flavor,
         registered_model_name=model_name,
         metadata=metadata,
+        sk_model=model,
+        model_config=dict(model_config),
+        skops_trusted_types=trusted_types,
+        pip_requirements=pip_requirements(),
+        signature=decision_signature(inputs, model_config),
+        input_example=cast(Any, input_example),  # None is allowed, whatever the hint
     )

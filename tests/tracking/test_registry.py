@@ -150,7 +150,10 @@ def test_gate_compares_versions_measured_on_the_same_dataset(manager, fitted, to
         "source": "linked metrics",
     }
     served = mlflow.pyfunc.load_model(f"models:/{NAME}@production").predict(frame.head(5))
-    np.testing.assert_allclose(np.asarray(served), fitted.predict_proba(frame.head(5)))
+    np.testing.assert_allclose(
+        served["fraud_probability"], fitted.predict_proba(frame.head(5))[:, 1]
+    )
+    assert set(served["model_version"]) == {"3"}
 
     # Promoting the holder again is a no-op: nothing recorded.
     manager.promote_model(NAME, 3)

@@ -308,13 +308,17 @@ def test_log_model_with_metadata_hist_gradient_boosting_loads_by_alias(
     assert run.info.status == "FINISHED"  # the call started and ended its own run
     assert run.data.tags["fraudkit.experiment_type"] == "training"
     loaded = mlflow.pyfunc.load_model("models:/fraud_hgb@staging")
-    proba = np.asarray(loaded.predict(frame.head(10)))
-    assert proba.shape == (10, 2)
-    np.testing.assert_allclose(proba, hgb_model.predict_proba(frame.head(10)), rtol=1e-9)
+    decided = loaded.predict(frame.head(10))
+    # A bare classifier has no reasons to give, and no threshold was chosen: 0.5.
+    assert list(decided.columns) == ["fraud_probability", "alert", "threshold", "model_version"]
+    proba = hgb_model.predict_proba(frame.head(10))[:, 1]
+    np.testing.assert_allclose(decided["fraud_probability"], proba, rtol=1e-9)
+    assert decided["alert"].tolist() == (proba >= 0.5).tolist()
+    assert set(decided["threshold"]) == {0.5} and set(decided["model_version"]) == {"1"}
     # Scoring transactions that carry more than the signature (Time, Class) is quiet.
     capfd.readouterr()
     extra = frame.head(10).assign(Time=1.0, Class=0)
-    np.testing.assert_allclose(predict_scores(loaded, extra), proba[:, 1], rtol=1e-9)
+    np.testing.assert_allclose(predict_scores(loaded, extra), proba, rtol=1e-9)
     assert "not defined in the model signature" not in capfd.readouterr().err
     flavor = mlflow.models.get_model_info("models:/fraud_hgb@staging").flavors["sklearn"]
     assert flavor["serialization_format"] == "skops"
