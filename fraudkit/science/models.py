@@ -446,8 +446,8 @@ def predict_scores(model: Any, df: pd.DataFrame) -> np.ndarray:
     whose ``predict`` returns the served model's decision frame (its
     ``fraud_probability``, asked for without reasons), an ``(n, 2)`` array or frame (an
     MLflow pyfunc model logged with ``pyfunc_predict_fn="predict_proba"``) or a 1-D array
-    of scores. The ``Class``
-    column is dropped before predicting, so no model can see the label.
+    of scores. The ``Class`` column is dropped before predicting, so no model can see the
+    label.
 
     Parameters
     ----------

@@ -16,7 +16,7 @@ serve`` and the kit's own scoring with the same typed frame:
 Inference params, declared in the signature: ``threshold`` overrides the version's, and
 ``reasons`` (0 to 10, default 3) sets how many reasons; 0 skips the attributions.
 
-This module is an MLflow flavor module (:func:`save_model`, :func:`_load_pyfunc`). The model
+This module is an MLflow flavor module (:func:`save_model` and MLflow's loader hook). The model
 stays a scikit-learn model serialised with skops (its ``sklearn`` flavor, which
 :func:`fraudkit.tracking.registry.load_model` checks before loading); only the
 ``python_function`` flavor is fraudkit's, so no pickle is ever loaded. Serving needs
@@ -59,7 +59,10 @@ UNSET_THRESHOLD = 0.5
 
 
 def decision_config(
-    model_name: str, threshold: float | None, feature_means: Any = None, reasons: int = 3
+    model_name: str,
+    threshold: float | None,
+    feature_means: Any = None,
+    reasons: int = DEFAULT_REASONS,
 ) -> dict[str, Any]:
     """The ``model_config`` the served model is built from.
 
@@ -190,7 +193,8 @@ class DecisionModel:
         Raises
         ------
         DataValidationError
-            ``data`` lacks an input column or holds text where a number belongs.
+            ``data`` lacks an input column (served, MLflow's schema check names it first,
+            and refuses text in a numeric column).
         ModelError
             A bad ``threshold`` or ``reasons``.
         """
@@ -218,8 +222,8 @@ class DecisionModel:
         if missing:
             raise DataValidationError(
                 f"the frame lacks the model's input column(s) {', '.join(missing)}; the model "
-                f"reads {', '.join(self.input_columns)} (behavioural features computed "
-                "beforehand: `fraudkit score` computes them from a raw file)"
+                f"reads {', '.join(self.input_columns)} (compute behavioural features first, "
+                "with fraudkit.science.features.build_features on the raw transactions)"
             )
         return frame.reset_index(drop=True)
 
