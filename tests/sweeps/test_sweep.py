@@ -475,7 +475,8 @@ def _ctrl_c_after_first_run(store, run_points, delay: float, presses: list[str])
     has returned. Should the sweep still run 3 s later, Ctrl-C is pressed again, as a person
     would: on a loaded machine an early SIGINT was seen to go unanswered (see the closing
     note of the layers issue); what this test holds the sweep to is the state it leaves.
-    Each SIGINT sent appends the sweep run's id to ``presses``.
+    Each SIGINT sent appends the sweep run's id to ``presses``; seeing the first run and
+    each failed look for it append a line saying so (the failure message shows them).
     """
     experiment = store.experiment_id("training")
 
@@ -493,8 +494,10 @@ def _ctrl_c_after_first_run(store, run_points, delay: float, presses: list[str])
             while not stopped.wait(0.1):
                 try:
                     if store.client.search_runs([experiment], query, max_results=1):
+                        presses.append(f"seen {sweep_run_id}")
                         break
-                except Exception:  # a busy SQLite store ("database is locked"): ask again
+                except Exception as exc:  # a busy SQLite store ("database is locked"): ask again
+                    presses.append(f"error {type(exc).__name__}: {str(exc)[:80]}")
                     continue
             if not stopped.wait(delay):
                 press()
@@ -551,12 +554,17 @@ def test_ctrl_c_at_any_moment_under_cpu_load_leaves_no_run_running(
             assert _sweep_processes(result.sweep_run_id) == []
     finally:
         record_property("ctrl_c_presses", [presses.count(s) for s in dict.fromkeys(presses)])
+        handler = signal.getsignal(signal.SIGINT)
         for burner in burners:
             burner.kill()
             burner.wait()
     time.sleep(2)  # what a stray kernel would do, it would have done by now
     assert store.client.search_runs([experiment], "attributes.status = 'RUNNING'") == []
-    assert interrupted >= 2, f"only {interrupted} of the sweeps stopped at Ctrl-C"
+    summary = {s: presses.count(s) for s in dict.fromkeys(presses)}
+    assert interrupted >= 2, (
+        f"only {interrupted} of the sweeps stopped at Ctrl-C; SIGINT handler {handler!r}; "
+        f"presses and looks: {summary}"
+    )
 
 
 @pytest.mark.notebook
