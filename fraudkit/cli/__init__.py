@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from fraudkit.cli import commands, dashboard, sweep
+from fraudkit.cli import commands, dashboard, score, sweep
 from fraudkit.cli.group import FraudkitGroup
 
 __all__ = ["cli", "main"]
@@ -29,6 +29,7 @@ cli.add_command(commands.run_command)
 cli.add_command(commands.pipeline_command)
 cli.add_command(commands.notebooks_group)
 cli.add_command(sweep.sweep_command)
+cli.add_command(score.score_command)
 cli.add_command(commands.report_command)
 cli.add_command(commands.ui_command)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-__all__ = ["sweep_command"]
+__all__ = ["progress_display", "sweep_command"]
 
 
 def _echo_summary(result: Any) -> None:
@@ -99,7 +99,7 @@ def sweep_command(
     from fraudkit.sweeps.run import run_sweep
 
     chosen, spec = _chosen_sweep(notebook, sweep_file, resume)
-    display = _progress_display(hidden=quiet or as_json)
+    display = progress_display(hidden=quiet or as_json)
     task = display.add_task(f"sweep {chosen or resume}", total=None)
     with display:
         result = run_sweep(
@@ -138,7 +138,7 @@ def _chosen_sweep(notebook: str | None, sweep_file: str | None, resume: str | No
     return chosen, spec
 
 
-def _progress_display(*, hidden: bool) -> Any:
+def progress_display(*, hidden: bool) -> Any:
     """A progress bar on stderr (a rich ``Progress``), disabled when ``hidden``."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn

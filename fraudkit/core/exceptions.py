@@ -16,6 +16,7 @@ __all__ = [
     "PromotionRefused",
     "RegistryError",
     "SchemaError",
+    "ScoringError",
     "SmallSampleWarning",
     "TrackingError",
     "TrackingUnavailableError",
@@ -56,6 +57,10 @@ class RegistryError(TrackingError):
 
 class PromotionRefused(RegistryError):
     """A promotion gate refused the candidate version; nothing was moved."""
+
+
+class ScoringError(FraudkitError):
+    """A scores folder belongs to another job, or its parts do not cover the input once."""
 
 
 class NotebookParameterError(FraudkitError):

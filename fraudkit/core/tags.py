@@ -37,6 +37,10 @@ __all__ = [
     "PIPELINE_TAG",
     "PROMPT_TAG",
     "REPORT_DIR_TAG",
+    "SCORING_OUTPUT_TAG",
+    "SCORING_RETRIED_TAG",
+    "SCORING_ROWS_TAG",
+    "SCORING_TAG",
     "SOURCE_RUN_TAG",
     "SUMMARY_TAG_PREFIX",
     "SWEEP_EXPERIMENT_TAG",
@@ -89,6 +93,12 @@ SWEEP_FAILED_TAG = f"{TAG_PREFIX}sweep.failed"
 SWEEP_RUN_TAG = f"{TAG_PREFIX}sweep_run_id"  # on each child run: the sweep run's id
 SWEEP_POINT_TAG = f"{TAG_PREFIX}sweep_point"  # on each child run: JSON of its varied params
 SWEEP_INDEX_TAG = f"{TAG_PREFIX}sweep_index"  # on each child run: the point's index
+
+# --- Batch scoring (fraudkit score): the scoring run -------------------------------------
+SCORING_TAG = f"{TAG_PREFIX}scoring"  # "true": the run scored a file (fraudkit.scoring)
+SCORING_OUTPUT_TAG = f"{TAG_PREFIX}scoring.output"  # the folder of Parquet parts
+SCORING_ROWS_TAG = f"{TAG_PREFIX}scoring.rows_once"  # set once every row is there once
+SCORING_RETRIED_TAG = f"{TAG_PREFIX}scoring.retried_parts"  # parts whose worker was lost
 
 # --- Model version tags (log_model_with_metadata) ------------------------------------------
 SOURCE_RUN_TAG = f"{TAG_PREFIX}run_id"  # the run that logged the version

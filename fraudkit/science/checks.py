@@ -24,6 +24,24 @@ __all__ = ["COMPRESSIONS", "CheckedTransactions", "check_transactions", "read_ta
 COMPRESSIONS = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 
 
+class _Where(str):
+    """Where a check looks (the source and its schema), and the number of its first row.
+
+    A string, so messages read ``f"{where}: ..."``; ``row(i)`` numbers the ``i``-th row of
+    the frame checked as the file does, for a frame that is a chunk of a larger file.
+    """
+
+    first_row: int
+
+    def __new__(cls, text: str, first_row: int = 1) -> _Where:
+        made = super().__new__(cls, text)
+        made.first_row = first_row
+        return made
+
+    def row(self, position: int) -> int:
+        return self.first_row + int(position)
+
+
 @dataclass(frozen=True)
 class CheckedTransactions:
     """A frame that passed its schema, in time order, and what the check noticed."""
@@ -67,6 +85,7 @@ def check_transactions(
     *,
     source: str = "transactions",
     require_labels: bool = True,
+    first_row: int = 1,
 ) -> CheckedTransactions:
     """Check ``frame`` against ``schema`` and return a copy in stable time order.
 
@@ -74,12 +93,15 @@ def check_transactions(
     float numbers as declared, amount and numeric columns as float64, the label as
     int64, categorical columns as strings (empty cells NaN), entity keys as they came.
 
+    ``first_row`` is the number the messages give the frame's first row: 1 for a whole
+    file, more for a chunk of one, so that a bad row is named by its row in the file.
+
     Raises
     ------
     DataValidationError
         Naming the column, the first bad row and the fix.
     """
-    where = f"{source} (schema {schema.name or 'from a mapping'})"
+    where = _Where(f"{source} (schema {schema.name or 'from a mapping'})", first_row)
     _check_present(schema, frame, where, require_labels)
     out = pd.DataFrame(index=frame.index)
     out[schema.time] = _time_column(schema, frame, schema.time, where, allow_missing=False)
@@ -102,7 +124,7 @@ def check_transactions(
         first = int(np.flatnonzero(out[schema.id].duplicated().to_numpy())[0])
         value = str(out[schema.id].iloc[first])
         raise DataValidationError(
-            f"{where}: column {schema.id} (id), row {first + 1}: id {value!r} "
+            f"{where}: column {schema.id} (id), row {where.row(first)}: id {value!r} "
             "appears more than once; ids must be unique (drop the duplicates)"
         )
     if schema.label_time:
@@ -119,7 +141,7 @@ def check_transactions(
 
 
 def _check_present(
-    schema: TransactionSchema, frame: pd.DataFrame, where: str, require_labels: bool
+    schema: TransactionSchema, frame: pd.DataFrame, where: _Where, require_labels: bool
 ) -> None:
     roles = [
         (role, column)
@@ -137,17 +159,22 @@ def _check_present(
         raise DataValidationError(f"{where}: no data rows; at least one transaction is needed")
 
 
-def _reject(bad: np.ndarray, column: str, where: str, what: str, fix: str) -> None:
+def _reject(bad: np.ndarray, column: str, where: _Where, what: str, fix: str) -> None:
     positions = np.flatnonzero(bad)
     if len(positions):
         raise DataValidationError(
-            f"{where}: column {column}, row {positions[0] + 1}: {what} "
+            f"{where}: column {column}, row {where.row(positions[0])}: {what} "
             f"({len(positions)} such rows); {fix}"
         )
 
 
 def _time_column(
-    schema: TransactionSchema, frame: pd.DataFrame, column: str, where: str, *, allow_missing: bool
+    schema: TransactionSchema,
+    frame: pd.DataFrame,
+    column: str,
+    where: _Where,
+    *,
+    allow_missing: bool,
 ) -> pd.Series:
     values = frame[column]
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
@@ -171,7 +198,7 @@ def _time_column(
     return converted
 
 
-def _as_datetimes(values: pd.Series, column: str, where: str) -> pd.Series:
+def _as_datetimes(values: pd.Series, column: str, where: _Where) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         converted = values
     else:
@@ -188,7 +215,7 @@ def _as_datetimes(values: pd.Series, column: str, where: str) -> pd.Series:
     return converted.astype("datetime64[ns]")
 
 
-def _float_column(values: pd.Series, column: str, where: str, *, negative_ok: bool) -> pd.Series:
+def _float_column(values: pd.Series, column: str, where: _Where, *, negative_ok: bool) -> pd.Series:
     if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
         numeric = pd.to_numeric(values, errors="coerce")
         _reject(
@@ -214,7 +241,7 @@ def _category_strings(values: pd.Series) -> pd.Series:
     return pd.Series(np.where(values.isna(), np.nan, text), index=values.index, dtype=object)
 
 
-def _labels(values: pd.Series, column: str, where: str) -> pd.Series:
+def _labels(values: pd.Series, column: str, where: _Where) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     _reject(
         ~np.isin(numeric, (0.0, 1.0)),
@@ -226,7 +253,9 @@ def _labels(values: pd.Series, column: str, where: str) -> pd.Series:
     return pd.Series(numeric.astype(np.int64), index=values.index)
 
 
-def _in_time_order(schema: TransactionSchema, out: pd.DataFrame, where: str) -> CheckedTransactions:
+def _in_time_order(
+    schema: TransactionSchema, out: pd.DataFrame, where: _Where
+) -> CheckedTransactions:
     times = schema.timestamps(out)
     notes: list[str] = []
     unordered = int(np.sum(np.diff(times) < 0))

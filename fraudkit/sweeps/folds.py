@@ -2,7 +2,7 @@
 
 :func:`fraudkit.science.prequential.run_prequential` runs its folds through a ``map_fn``
 (one after another in-process by default). :func:`cluster_map` gives one that runs them
-as Dask tasks on the cluster the sweeps use (:func:`fraudkit.sweeps.run.dask_client`): a
+as Dask tasks on the cluster the sweeps use (:func:`fraudkit.runner.cluster.dask_client`): a
 local cluster of one-thread worker processes, or an existing scheduler. Each task's data
 are scattered to the workers first, so the task graph stays small whatever the folds
 hold. The results come back in the order of the tasks, identical to a sequential run.
@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from fraudkit.core.exceptions import ConfigurationError
+from fraudkit.runner.cluster import dask_client
 from fraudkit.science.prequential import MapFn, sequential_map
-from fraudkit.sweeps.run import dask_client
 
 __all__ = ["cluster_map"]
 

@@ -25,7 +25,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -42,6 +42,7 @@ from fraudkit.core.tags import (
     SWEEP_NOTEBOOK_TAG,
     SWEEP_POINTS_TAG,
 )
+from fraudkit.runner.cluster import dask_client
 from fraudkit.sweeps import results as sweep_report
 from fraudkit.sweeps.results import PointOutcome, SweepResult
 from fraudkit.sweeps.spec import (
@@ -73,7 +74,6 @@ __all__ = [
     "PointOutcome",
     "SweepResult",
     "SweepSpec",
-    "dask_client",
     "expand_points",
     "load_sweep_spec",
     "run_point",
@@ -136,54 +136,6 @@ def _stored_spec(client: MlflowClient, sweep_run_id: str) -> tuple[SweepSpec, Ru
     if run.data.tags.get(SWEEP_EXPERIMENT_TAG) != "true":
         raise ConfigurationError(f"run {sweep_run_id} is not a sweep run; pass a sweep run's id")
     return spec_from_mapping(stored, SPEC_ARTIFACT), run
-
-
-@contextlib.contextmanager
-def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
-    """A Dask client: of the cluster at ``scheduler``, else of a new local cluster.
-
-    The local cluster has ``workers`` one-thread worker processes and no dashboard, and
-    hands a worker its next task only when it is free; it is closed on exit.
-
-    Parameters
-    ----------
-    scheduler : str or None
-        Address of an existing scheduler (``tcp://host:8786``); None starts a local one.
-    workers : int
-        Worker processes of the local cluster (ignored with ``scheduler``).
-
-    Yields
-    ------
-    distributed.Client
-        Not set as the default client.
-    """
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        with Client(scheduler, set_as_default=False) as client:
-            yield client
-        return
-    import dask.config
-
-    # Not the default client (a context variable), so that the sweep can close it from the
-    # thread that lets the workers stop while the results are logged.
-    # Processes of one thread each: a notebook kernel per worker, no GIL shared between them.
-    # No dashboard: its fixed port would clash between sweeps run side by side (None turns it
-    # off, though the stubs ask for a string). A worker saturation of 1.0 hands a worker its
-    # next point only when it is free: at the default 1.1 each one-thread worker holds a
-    # second point in its own queue, and at the end of a sweep one worker can sit idle while
-    # the other still has a point waiting behind the one it runs.
-    with (
-        dask.config.set({"distributed.scheduler.worker-saturation": 1.0}),
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,  # pyright: ignore[reportArgumentType]
-        ) as cluster,
-        Client(cluster, set_as_default=False) as client,
-    ):
-        yield client
 
 
 def _close_in_background(cluster: contextlib.ExitStack) -> threading.Thread:
