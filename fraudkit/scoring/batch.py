@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from fraudkit.core.config import ExperimentType
-from fraudkit.core.exceptions import DataValidationError, ScoringError
+from fraudkit.core.exceptions import DataValidationError, FraudkitError, ScoringError
 from fraudkit.core.tags import (
     DATA_FINGERPRINT_TAG,
     ERROR_TAG,
@@ -172,6 +172,7 @@ def score_file(
         "reasons": "the version's default" if reasons is None else int(reasons),
     }
     done = parts.open_output(output, job)
+    parts.clear_attempts(output)  # an earlier, failed run's attempts are not this run's
     run_id = _open_run(store, scored, job)
     status, started = "FAILED", time.monotonic()
     try:
@@ -195,7 +196,7 @@ def score_file(
     except KeyboardInterrupt:
         status = "KILLED"
         raise
-    except DataValidationError as error:
+    except FraudkitError as error:
         store.client.set_tag(run_id, ERROR_TAG, str(error)[:5000])
         raise
     finally:

@@ -456,8 +456,10 @@ def load_model(uri: str, *, client: MlflowClient | None = None) -> Any:
     Returns
     -------
     mlflow.pyfunc.PyFuncModel
-        Its ``predict`` returns fraud probabilities (``predict_proba``); score it with
-        :func:`fraudkit.science.models.predict_scores`.
+        Its ``predict`` returns the served model's decisions
+        (:mod:`fraudkit.tracking.served`): ``fraud_probability``, ``alert``, ``threshold``,
+        ``model_version`` and the reasons; :func:`fraudkit.science.models.predict_scores`
+        takes the probability alone.
 
     Raises
     ------
