@@ -20,6 +20,7 @@ from fraudkit.science.models import PROBABILITY_COLUMN
 from fraudkit.scoring import parts
 from fraudkit.scoring.inputs import ROW_COLUMN, check_chunk
 from fraudkit.tracking.model_packaging import read_definitions
+from fraudkit.tracking.store import quiet_downloads
 
 if TYPE_CHECKING:
     from fraudkit.science.schema import TransactionSchema
@@ -98,7 +99,8 @@ def load_scored_model(uri: str, tracking_uri: str) -> ScoredModel:
             "models:/NAME/VERSION (`fraudkit dashboard registry` lists them)"
         )
     pinned = f"models:/{version.name}/{version.version}"
-    model = load_model(pinned, client=client)
+    with quiet_downloads():  # MLflow's bar would cut through the job's own
+        model = load_model(pinned, client=client)
     inputs = model.metadata.get_input_schema()
     columns = [str(c) for c in inputs.input_names()] if inputs is not None else []
     schema, spec = read_definitions(model)

@@ -13,13 +13,11 @@ client's ``reports/`` never depends on the workers' disks.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +26,7 @@ from fraudkit.core import config
 from fraudkit.core.tags import ERROR_TAG, REPORT_DIR_TAG
 from fraudkit.reports.run_pages import RESULT_METRICS
 from fraudkit.reports.sweep_page import render_sweep_report, sweep_report_path
+from fraudkit.tracking.store import quiet_downloads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,14 +43,12 @@ __all__ = [
     "copy_run_reports",
     "log_results",
     "outcome_of_run",
-    "quiet_downloads",
     "results_table",
 ]
 
 RESULTS_CSV = "sweep/results.csv"
 RESULTS_PARQUET = "sweep/results.parquet"
 REPORT_ARTIFACT = "sweep/report.html"
-_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 # The table's fixed columns; the varied parameters come before them, the metrics after.
 _FIXED = ("index", "status")
@@ -140,23 +137,6 @@ def results_table(outcomes: Sequence[PointOutcome]) -> pd.DataFrame:
         for o in outcomes
     ]
     return pd.DataFrame(rows, columns=[*_FIXED[:1], *names, _FIXED[1], *metrics, "run_id"])
-
-
-@contextlib.contextmanager
-def quiet_downloads() -> Iterator[None]:
-    """Turn MLflow's artifact-download progress bars off, within the block.
-
-    They would cut through the sweep's own progress bar and into ``--json`` output.
-    """
-    saved = os.environ.get(_PROGRESS_BAR_ENV)
-    os.environ[_PROGRESS_BAR_ENV] = "false"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(_PROGRESS_BAR_ENV, None)
-        else:
-            os.environ[_PROGRESS_BAR_ENV] = saved
 
 
 def log_results(client: MlflowClient, run: Run, notebook: str, table: pd.DataFrame) -> Path:

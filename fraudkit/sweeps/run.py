@@ -61,6 +61,7 @@ from fraudkit.sweeps.worker import (
     run_point,
     sweep_children,
 )
+from fraudkit.tracking.store import quiet_downloads
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -124,7 +125,7 @@ def _stored_spec(client: MlflowClient, sweep_run_id: str) -> tuple[SweepSpec, Ru
 
     try:
         run = client.get_run(sweep_run_id)
-        with tempfile.TemporaryDirectory() as folder, sweep_report.quiet_downloads():
+        with tempfile.TemporaryDirectory() as folder, quiet_downloads():
             stored = json.loads(
                 Path(client.download_artifacts(sweep_run_id, SPEC_ARTIFACT, folder)).read_text()
             )

@@ -9,6 +9,7 @@ functions that need it.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "latest_finished_run",
     "open_client",
     "paged",
+    "quiet_downloads",
     "quote",
     "retrying",
     "run_metrics",
@@ -338,3 +340,25 @@ def latest_finished_run(
         max_results=1,
     )
     return found[0] if found else None
+
+
+# MLflow shows a progress bar for every artifact download unless this says "false".
+_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@contextlib.contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """Turn MLflow's artifact-download progress bars off, within the block.
+
+    They would cut through a command's own progress bar (a sweep's, a scoring job's) and
+    into its ``--json`` output.
+    """
+    saved = os.environ.get(_PROGRESS_BAR_ENV)
+    os.environ[_PROGRESS_BAR_ENV] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(_PROGRESS_BAR_ENV, None)
+        else:
+            os.environ[_PROGRESS_BAR_ENV] = saved
