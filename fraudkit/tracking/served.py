@@ -223,7 +223,8 @@ class DecisionModel:
             raise DataValidationError(
                 f"the frame lacks the model's input column(s) {', '.join(missing)}; the model "
                 f"reads {', '.join(self.input_columns)} (compute behavioural features first, "
-                "with fraudkit.science.features.build_features on the raw transactions)"
+                "with fraudkit.science.features.build_features on the raw transactions, or "
+                "score the raw file with `fraudkit score`, which computes them)"
             )
         return frame.reset_index(drop=True)
 
