@@ -42,7 +42,13 @@ from fraudkit.science.features import FeatureState
 from fraudkit.scoring import parts
 from fraudkit.scoring.cluster import score_partitions
 from fraudkit.scoring.inputs import count_rows, file_fingerprint, input_kind, iter_chunks
-from fraudkit.scoring.model import ScoredModel, Totals, load_scored_model, part_totals
+from fraudkit.scoring.model import (
+    ScoredModel,
+    ScoringJob,
+    Totals,
+    load_scored_model,
+    part_totals,
+)
 from fraudkit.tracking import run_naming
 
 if TYPE_CHECKING:
@@ -164,28 +170,26 @@ def score_file(
             "partition alone does not hold; score it without --workers/--scheduler"
         )
     params = {} if reasons is None else {"reasons": int(reasons)}
-    job = {
+    manifest = {
         "model_uri": scored.uri,
         "input": str(source.resolve()),
         "input_fingerprint": file_fingerprint(source),
         "layout": f"{'partitions' if distributed else 'chunks'} of {chunk_rows} rows",
         "reasons": "the version's default" if reasons is None else int(reasons),
     }
-    done = parts.open_output(output, job)
+    done = parts.open_output(output, manifest)
     parts.clear_attempts(output)  # an earlier, failed run's attempts are not this run's
-    run_id = _open_run(store, scored, job)
+    run_id = _open_run(store, scored, manifest)
     status, started = "FAILED", time.monotonic()
     try:
+        job = ScoringJob(scored, source, Path(output), frozenset(done), params, chunk_rows,
+                         on_progress)  # fmt: skip
         if distributed:
             totals, count, retried = score_partitions(
-                scored, source, Path(output), done, params, chunk_rows,
-                workers=workers, scheduler=scheduler, tracking_uri=store.tracking_uri,
-                on_progress=on_progress,
-            )  # fmt: skip
+                job, workers=workers, scheduler=scheduler, tracking_uri=store.tracking_uri
+            )
         else:
-            totals, count = _score_locally(scored, source, Path(output), done, params,
-                                           chunk_rows, on_progress)  # fmt: skip
-            retried = []
+            (totals, count), retried = _score_locally(job), []
         parts.verify_rows(output, totals.rows)
         parts.clear_attempts(output)
         result = ScoringResult(run_id, Path(output), scored.uri, totals, count,
@@ -203,36 +207,24 @@ def score_file(
         store.client.set_terminated(run_id, status)
 
 
-def _score_locally(
-    scored: ScoredModel,
-    source: Path,
-    output: Path,
-    done: set[int],
-    params: dict[str, Any],
-    chunk_rows: int,
-    on_progress: Callable[[int, int | None], None] | None,
-) -> tuple[Totals, int]:
+def _score_locally(job: ScoringJob) -> tuple[Totals, int]:
     """Score the chunks in order on this process; return the totals and the part count."""
-    total = count_rows(source)
+    scored, total = job.scored, count_rows(job.source)
     state = None
     if scored.needs_features and scored.schema is not None:
         state = FeatureState(scored.schema, scored.spec)
     totals, count = Totals(), 0
-    for index, chunk in enumerate(_chunks(source, chunk_rows)):
+    for index, chunk in enumerate(_chunks(job.source, job.chunk_rows)):
         count += 1
-        if index in done and state is None:
-            totals.merge(part_totals(output, index))
+        if index in job.done:
+            if state is not None:  # later chunks need its rows' history
+                scored.frame(chunk, str(job.source), state)
+            totals.merge(part_totals(job.output, index))
         else:
-            # Features of a reused part are computed still: later chunks need its history.
-            frame = scored.frame(chunk, str(source), state)
-            if index in done:
-                totals.merge(part_totals(output, index))
-            else:
-                decided = scored.decide(chunk, frame, params)
-                parts.write_part(output, index, decided)
-                totals.add(decided)
-        if on_progress is not None:
-            on_progress(totals.rows, total)
+            decided = scored.decide(chunk, scored.frame(chunk, str(job.source), state), job.params)
+            parts.write_part(job.output, index, decided)
+            totals.add(decided)
+        job.progress(totals.rows, total)
     return totals, count
 
 
@@ -245,7 +237,7 @@ def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
         raise DataValidationError(f"{source}: no data rows; nothing to score")
 
 
-def _open_run(store: MlflowManager, scored: ScoredModel, job: dict[str, Any]) -> str:
+def _open_run(store: MlflowManager, scored: ScoredModel, manifest: dict[str, Any]) -> str:
     """Create the scoring run (RUNNING) in the monitoring experiment, with the job's params."""
     experiment = ExperimentType.MONITORING
     run = store.client.create_run(
@@ -256,10 +248,10 @@ def _open_run(store: MlflowManager, scored: ScoredModel, job: dict[str, Any]) ->
             SCORING_TAG: "true",
             MODEL_NAME_TAG: scored.name,
             MODEL_VERSION_TAG: scored.version,
-            DATA_FINGERPRINT_TAG: job["input_fingerprint"],
+            DATA_FINGERPRINT_TAG: manifest["input_fingerprint"],
         },
     )
-    store.log_params({k: str(v) for k, v in job.items()}, run_id=run.info.run_id)
+    store.log_params({k: str(v) for k, v in manifest.items()}, run_id=run.info.run_id)
     return run.info.run_id
 
 

@@ -22,7 +22,6 @@ scored twice.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from fraudkit.runner.cluster import dask_client
 from fraudkit.science.checks import COMPRESSIONS
 from fraudkit.scoring import parts
 from fraudkit.scoring.inputs import input_kind
-from fraudkit.scoring.model import ScoredModel, Totals, load_scored_model, part_totals
+from fraudkit.scoring.model import ScoredModel, ScoringJob, Totals, load_scored_model
 
 __all__ = ["Block", "plan_blocks", "score_block", "score_partitions"]
 
@@ -155,19 +154,9 @@ def score_block(
 
 
 def score_partitions(
-    scored: ScoredModel,
-    source: Path,
-    output: Path,
-    done: set[int],
-    params: dict[str, Any],
-    chunk_rows: int,
-    *,
-    workers: int | None,
-    scheduler: str | None,
-    tracking_uri: str,
-    on_progress: Callable[[int, int | None], None] | None = None,
+    job: ScoringJob, *, workers: int | None, scheduler: str | None, tracking_uri: str
 ) -> tuple[Totals, int, list[int]]:
-    """Score the blocks not in ``done`` on a Dask cluster.
+    """Score the blocks of ``job`` not yet done on a Dask cluster.
 
     Returns
     -------
@@ -177,24 +166,23 @@ def score_partitions(
     """
     from distributed import as_completed
 
-    blocks = plan_blocks(source, chunk_rows)
-    if not blocks or sum(b.rows for b in blocks) == 0:
-        raise ScoringError(f"{source}: no data rows; nothing to score")
-    totals = Totals()
-    for index in sorted(done):
-        totals.merge(part_totals(output, index))
-    pending = [b for b in blocks if b.index not in done]
+    blocks = plan_blocks(job.source, job.chunk_rows)
     total_rows = sum(b.rows for b in blocks)
+    if total_rows == 0:
+        raise ScoringError(f"{job.source}: no data rows; nothing to score")
+    totals = job.reused()
+    pending = [b for b in blocks if b.index not in job.done]
     size = min(workers or os.cpu_count() or 1, max(len(pending), 1))
     with dask_client(scheduler, size) as client:
-        task = (source.resolve(), output.resolve(), scored.uri, tracking_uri, params)
-        futures = [client.submit(score_block, block, *task, pure=False) for block in pending]
+        task = (job.source.resolve(), job.output.resolve(), job.scored.uri, tracking_uri)
+        futures = [
+            client.submit(score_block, block, *task, job.params, pure=False) for block in pending
+        ]
         try:
             for future in as_completed(futures, loop=client.loop):
                 totals.merge(future.result())
-                if on_progress is not None:
-                    on_progress(totals.rows, total_rows)
+                job.progress(totals.rows, total_rows)
         except BaseException:
             client.cancel(futures, force=True)
             raise
-    return totals, len(blocks), parts.retried_parts(output)
+    return totals, len(blocks), parts.retried_parts(job.output)

@@ -7,6 +7,7 @@ sums the alerts and probabilities the run logs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from fraudkit.tracking.store import quiet_downloads
 if TYPE_CHECKING:
     from fraudkit.science.schema import TransactionSchema
 
-__all__ = ["ScoredModel", "Totals", "load_scored_model", "part_totals"]
+__all__ = ["ScoredModel", "ScoringJob", "Totals", "load_scored_model", "part_totals"]
 
 
 @dataclass(frozen=True)
@@ -162,3 +163,46 @@ def part_totals(folder: Path, index: int) -> Totals:
     columns = [PROBABILITY_COLUMN, "alert"]
     totals.add(pq.read_table(parts.part_path(folder, index), columns=columns).to_pandas())
     return totals
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """One file's scoring, as the local and the Dask paths run it.
+
+    Parameters
+    ----------
+    scored : ScoredModel
+        The version.
+    source : Path
+        The input file.
+    output : Path
+        The folder of parts.
+    done : frozenset of int
+        Parts an interrupted run of the same job already wrote.
+    params : dict
+        The served model's inference params (``reasons``).
+    chunk_rows : int
+        Rows a chunk or block.
+    on_progress : callable, optional
+        Called with (rows scored, total rows or None).
+    """
+
+    scored: ScoredModel
+    source: Path
+    output: Path
+    done: frozenset[int]
+    params: dict[str, Any]
+    chunk_rows: int
+    on_progress: Callable[[int, int | None], None] | None = None
+
+    def progress(self, rows: int, total: int | None) -> None:
+        """Report ``rows`` of ``total`` scored."""
+        if self.on_progress is not None:
+            self.on_progress(rows, total)
+
+    def reused(self) -> Totals:
+        """What the parts already written add up to."""
+        totals = Totals()
+        for index in sorted(self.done):
+            totals.merge(part_totals(self.output, index))
+        return totals

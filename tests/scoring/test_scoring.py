@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from support.served import register_logistic
 from support.servers import ModelServer
 
 from fraudkit import mlflow_manager
@@ -27,8 +28,6 @@ from fraudkit.core.tags import (
     SCORING_RETRIED_TAG,
     SCORING_TAG,
 )
-from fraudkit.science.data import time_split
-from fraudkit.science.metrics import evaluate
 from fraudkit.science.models import predict_scores, train_model
 from fraudkit.science.reasons import ReasonExplainer
 from fraudkit.science.simulate import TransactionSimulator
@@ -43,19 +42,8 @@ URI = f"models:/{NAME}@production"
 
 @pytest.fixture
 def registered(backend):
-    """A calibrated logistic model registered at threshold 0.2 (its reasons are exact and
-    cheap, so 100,000 rows go through every path in seconds)."""
-    split = time_split(TransactionSimulator(seed=4, fraud_rate=0.01).sample(20_000))
-    model = train_model(split.train, "logistic_regression", calibration_df=split.validation)
-    metrics = evaluate(split.test["Class"], predict_scores(model, split.test), threshold=0.2)
-    mlflow_manager.log_model_with_metadata(
-        model,
-        NAME,
-        metrics=metrics,
-        stage="Production",
-        input_example=split.test[FEATURE_COLUMNS].head(5),
-        training_data=split.train,
-    )
+    """A calibrated logistic model registered at threshold 0.2, and its time split."""
+    model, split, _ = register_logistic(NAME)
     return model, split
 
 

@@ -8,6 +8,7 @@
 * :mod:`support.system_packages` says where PostgreSQL and Chromium are; ``make
   system-packages`` installs them, the tests only check that they are there.
 * :mod:`support.dashboard_store` fills a store with runs for the dashboard tests.
+* :mod:`support.served` registers a served model (a calibrated logistic model).
 * :mod:`support.oracle` gives exactly known inputs to the statistics tests: a model that
   scores with the simulator's own posterior, and cheap normal frames.
 """

@@ -12,16 +12,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from support.served import register_logistic
 from support.servers import ModelServer
 
 from fraudkit import mlflow_manager
 from fraudkit.core.exceptions import DataValidationError, ModelError
 from fraudkit.core.schema import FEATURE_COLUMNS
-from fraudkit.science.data import time_split
-from fraudkit.science.metrics import evaluate
-from fraudkit.science.models import base_model, predict_scores, train_model
+from fraudkit.science.models import base_model, predict_scores
 from fraudkit.science.reasons import ReasonExplainer
-from fraudkit.science.simulate import TransactionSimulator
 from fraudkit.tracking.registry import load_model
 from fraudkit.tracking.served import DecisionModel
 
@@ -40,19 +38,7 @@ def _post(url: str, payload: dict) -> dict:
 @pytest.fixture
 def registered(backend):
     """A calibrated logistic model registered at a chosen threshold, and its test period."""
-    split = time_split(TransactionSimulator(seed=4, fraud_rate=0.01).sample(20_000))
-    model = train_model(split.train, "logistic_regression", calibration_df=split.validation)
-    metrics = evaluate(split.test["Class"], predict_scores(model, split.test), threshold=0.2)
-    mlflow_manager.log_model_with_metadata(
-        model,
-        NAME,
-        metrics=metrics,
-        stage="Production",
-        input_example=split.test[FEATURE_COLUMNS].head(5),
-        evaluation_dataset=split.test,
-        training_data=split.train,
-    )
-    return model, split, metrics
+    return register_logistic(NAME)
 
 
 @pytest.mark.server
