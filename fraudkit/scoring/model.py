@@ -24,6 +24,7 @@ from fraudkit.tracking.model_packaging import read_definitions
 from fraudkit.tracking.store import quiet_downloads
 
 if TYPE_CHECKING:
+    from fraudkit.science.features import FeatureSpec
     from fraudkit.science.schema import TransactionSchema
 
 __all__ = ["ScoredModel", "ScoringJob", "Totals", "load_scored_model", "part_totals"]
@@ -47,6 +48,8 @@ class ScoredModel:
         The schema it was trained on (None for a Kaggle-schema model).
     needs_features : bool
         Whether behavioural features are computed from the file's history.
+    spec : FeatureSpec or None
+        Those features' definitions, as the model was logged with them.
     """
 
     uri: str
@@ -56,7 +59,7 @@ class ScoredModel:
     columns: list[str]
     schema: TransactionSchema | None
     needs_features: bool
-    spec: Any = None
+    spec: FeatureSpec | None = None
 
     def frame(self, chunk: pd.DataFrame, source: str, state: FeatureState | None) -> pd.DataFrame:
         """The checked frame the model reads for ``chunk`` (features from ``state``)."""
