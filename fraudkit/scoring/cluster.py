@@ -85,22 +85,30 @@ def plan_blocks(path: Path, chunk_rows: int) -> list[Block]:
 
 
 def _csv_blocks(path: Path, chunk_rows: int) -> list[Block]:
-    """Cut a CSV after every ``chunk_rows``-th data row (the header is line 0)."""
-    ends: list[int] = []  # the byte just after each line break, in order
-    offset = 0
+    """Cut a CSV after every ``chunk_rows``-th data row (the header is line 0).
+
+    Only the cut points are kept, not every line's end: planning takes memory flat in the
+    file's size.
+    """
+    cuts: list[int] = []  # the byte just after lines 0 (the header), R, 2R, ...
+    lines = offset = 0
+    last = b""
     with path.open("rb") as stream:
         while piece := stream.read(_SCAN):
             breaks = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == 0x0A)
-            ends.extend((breaks + offset + 1).tolist())
+            ended = np.arange(lines, lines + len(breaks))  # the lines these breaks end
+            cuts.extend((breaks[ended % chunk_rows == 0] + offset + 1).tolist())
+            lines += len(breaks)
             offset += len(piece)
-    if not ends or ends[-1] != offset:
-        ends.append(offset)  # a last line without its line break
-    header_end, rows = ends[0], len(ends) - 1
+            last = piece[-1:]
+    if offset and last != b"\n":
+        lines += 1  # a last line without its line break
+    rows = max(lines - 1, 0)
     blocks = []
     for index, first in enumerate(range(0, rows, chunk_rows)):
-        last = min(first + chunk_rows, rows)
-        start = header_end if first == 0 else ends[first]
-        blocks.append(Block(index, first, last - first, start=start, end=ends[last]))
+        count = min(chunk_rows, rows - first)
+        end = cuts[index + 1] if first + chunk_rows < rows else offset
+        blocks.append(Block(index, first, count, start=cuts[index], end=end))
     return blocks
 
 

@@ -232,6 +232,15 @@ def test_blocks_cut_a_csv_at_line_breaks_every_n_rows(tmp_path):
     assert [(b.first_row, b.rows) for b in blocks] == [(0, 4), (4, 4), (8, 2)]
     read = pd.concat([read_block(path, b) for b in blocks])
     pd.testing.assert_frame_equal(read, frame)
+    path.write_text(frame.to_csv(index=False))  # a line break at the end, as usual
+    for rows, expected in (
+        (5, [(0, 5), (5, 5)]),
+        (20, [(0, 10)]),
+        (1, [(i, 1) for i in range(10)]),
+    ):
+        blocks = plan_blocks(path, rows)
+        assert [(b.first_row, b.rows) for b in blocks] == expected
+        pd.testing.assert_frame_equal(pd.concat([read_block(path, b) for b in blocks]), frame)
     with pytest.raises(ScoringError, match="decompress"):
         frame.to_csv(tmp_path / "t.csv.gz", index=False)
         plan_blocks(tmp_path / "t.csv.gz", 4)
