@@ -41,7 +41,7 @@ from fraudkit.core.tags import (
 from fraudkit.science.features import FeatureState
 from fraudkit.scoring import parts
 from fraudkit.scoring.cluster import score_partitions
-from fraudkit.scoring.inputs import count_rows, file_fingerprint, input_kind, iter_chunks
+from fraudkit.scoring.inputs import input_kind, iter_chunks, scan_input
 from fraudkit.scoring.model import (
     ScoredModel,
     ScoringJob,
@@ -170,10 +170,11 @@ def score_file(
             "partition alone does not hold; score it without --workers/--scheduler"
         )
     params = {} if reasons is None else {"reasons": int(reasons)}
+    fingerprint, total_rows = scan_input(source)
     manifest = {
         "model_uri": scored.uri,
         "input": str(source.resolve()),
-        "input_fingerprint": file_fingerprint(source),
+        "input_fingerprint": fingerprint,
         "layout": f"{'partitions' if distributed else 'chunks'} of {chunk_rows} rows",
         "reasons": "the version's default" if reasons is None else int(reasons),
     }
@@ -183,7 +184,7 @@ def score_file(
     status, started = "FAILED", time.monotonic()
     try:
         job = ScoringJob(scored, source, Path(output), frozenset(done), params, chunk_rows,
-                         on_progress)  # fmt: skip
+                         total_rows, on_progress)  # fmt: skip
         if distributed:
             totals, count, retried = score_partitions(
                 job, workers=workers, scheduler=scheduler, tracking_uri=store.tracking_uri
@@ -209,7 +210,7 @@ def score_file(
 
 def _score_locally(job: ScoringJob) -> tuple[Totals, int]:
     """Score the chunks in order on this process; return the totals and the part count."""
-    scored, total = job.scored, count_rows(job.source)
+    scored = job.scored
     state = None
     if scored.needs_features and scored.schema is not None:
         state = FeatureState(scored.schema, scored.spec)
@@ -224,7 +225,7 @@ def _score_locally(job: ScoringJob) -> tuple[Totals, int]:
             decided = scored.decide(chunk, scored.frame(chunk, str(job.source), state), job.params)
             parts.write_part(job.output, index, decided)
             totals.add(decided)
-        job.progress(totals.rows, total)
+        job.progress(totals.rows, job.total_rows)
     return totals, count
 
 

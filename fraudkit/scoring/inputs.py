@@ -21,10 +21,9 @@ from fraudkit.science.schema import TransactionSchema
 __all__ = [
     "ROW_COLUMN",
     "check_chunk",
-    "count_rows",
-    "file_fingerprint",
     "input_kind",
     "iter_chunks",
+    "scan_input",
 ]
 
 # The output column holding each row's position in the input file (0-based).
@@ -56,31 +55,27 @@ def input_kind(path: str | Path) -> str:
     return kind
 
 
-def file_fingerprint(path: str | Path) -> str:
-    """The SHA-256 of the file's bytes, read a block at a time."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
+def scan_input(path: str | Path) -> tuple[str, int | None]:
+    """The file's SHA-256 and its data rows, in one read of its bytes.
+
+    The rows come from a Parquet file's footer, or by counting a plain CSV's lines (the
+    header aside) as it is hashed; None for a compressed CSV (the progress bar then counts
+    up).
+    """
+    path = Path(path)
+    digest, lines, last = hashlib.sha256(), 0, b"\n"
+    with path.open("rb") as stream:
         while block := stream.read(_BLOCK):
             digest.update(block)
-    return digest.hexdigest()
-
-
-def count_rows(path: str | Path) -> int | None:
-    """Data rows in the file: from a Parquet file's footer, by counting a plain CSV's
-    lines (the header aside); None for a compressed CSV (the progress bar then counts up)."""
-    path = Path(path)
+            lines += block.count(b"\n")
+            last = block[-1:]
     if input_kind(path) == "parquet":
         import pyarrow.parquet as pq
 
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        return digest.hexdigest(), int(pq.ParquetFile(path).metadata.num_rows)
     if path.suffix.lower() in COMPRESSIONS:
-        return None
-    lines, last = 0, b"\n"
-    with path.open("rb") as stream:
-        while block := stream.read(_BLOCK):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return max(lines + (last != b"\n") - 1, 0)
+        return digest.hexdigest(), None
+    return digest.hexdigest(), max(lines + (last != b"\n") - 1, 0)
 
 
 def iter_chunks(path: str | Path, rows: int) -> Iterator[pd.DataFrame]:

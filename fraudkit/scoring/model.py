@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,10 @@ __all__ = ["ScoredModel", "ScoringJob", "Totals", "load_scored_model", "part_tot
 
 @dataclass(frozen=True)
 class ScoredModel:
-    """The version being scored: its pinned URI, the loaded model and what it reads.
+    """The version being scored: its pinned URI, what it reads, and the model itself.
+
+    The model is loaded on first use (:meth:`decide`): a Dask driver, which only plans
+    and collects, never pays for it; each worker loads it once.
 
     Parameters
     ----------
@@ -40,26 +44,41 @@ class ScoredModel:
         ``models:/NAME/VERSION``: an alias is resolved once, so a job never mixes versions.
     name, version : str
         The registered model and version.
-    model : mlflow.pyfunc.PyFuncModel
-        The served model.
+    tracking_uri : str
+        The store the model is loaded from.
     columns : list of str
         Its input columns.
     schema : TransactionSchema or None
         The schema it was trained on (None for a Kaggle-schema model).
-    needs_features : bool
-        Whether behavioural features are computed from the file's history.
     spec : FeatureSpec or None
-        Those features' definitions, as the model was logged with them.
+        Its behavioural features' definitions, as the model was logged with them.
     """
 
     uri: str
     name: str
     version: str
-    model: Any
+    tracking_uri: str
     columns: list[str]
     schema: TransactionSchema | None
-    needs_features: bool
     spec: FeatureSpec | None = None
+
+    @property
+    def needs_features(self) -> bool:
+        """Whether behavioural features are computed from the file's history."""
+        if self.schema is None or self.spec is None:
+            return False
+        return any(c not in self.schema.feature_columns for c in self.columns)
+
+    @cached_property
+    def model(self) -> Any:
+        """The served model (``mlflow.pyfunc.PyFuncModel``), loaded once, skops-checked."""
+        from mlflow import MlflowClient
+
+        from fraudkit.tracking.registry import load_model
+
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        with quiet_downloads():  # MLflow's bar would cut through the job's own
+            return load_model(self.uri, client=client)
 
     def frame(self, chunk: pd.DataFrame, source: str, state: FeatureState | None) -> pd.DataFrame:
         """The checked frame the model reads for ``chunk`` (features from ``state``)."""
@@ -82,18 +101,18 @@ class ScoredModel:
 
 
 def load_scored_model(uri: str, tracking_uri: str) -> ScoredModel:
-    """Resolve ``uri`` to its version and load the served model from the store.
+    """Resolve ``uri`` to its version and read what the version reads (not the model).
 
     Raises
     ------
     ScoringError
         ``uri`` names no registered version (``runs:/`` and paths cannot be scored).
     RegistryError, ModelError
-        The version does not exist or cannot be loaded.
+        The version does not exist or cannot be read.
     """
     from mlflow import MlflowClient
 
-    from fraudkit.tracking.registry import load_model, resolve_model_uri
+    from fraudkit.tracking.registry import model_spec, resolve_model_uri
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     version = resolve_model_uri(client, uri)
@@ -103,18 +122,12 @@ def load_scored_model(uri: str, tracking_uri: str) -> ScoredModel:
             "models:/NAME/VERSION (`fraudkit dashboard registry` lists them)"
         )
     pinned = f"models:/{version.name}/{version.version}"
-    with quiet_downloads():  # MLflow's bar would cut through the job's own
-        model = load_model(pinned, client=client)
-    inputs = model.metadata.get_input_schema()
+    spec = model_spec(pinned, client=client)
+    inputs = spec.get_input_schema()
     columns = [str(c) for c in inputs.input_names()] if inputs is not None else []
-    schema, spec = read_definitions(model)
-    needs = (
-        schema is not None
-        and spec is not None
-        and any(c not in schema.feature_columns for c in columns)
-    )
-    return ScoredModel(pinned, version.name, str(version.version), model, columns, schema,
-                       needs, spec)  # fmt: skip
+    schema, features = read_definitions(spec)
+    return ScoredModel(pinned, version.name, str(version.version), tracking_uri, columns,
+                       schema, features)  # fmt: skip
 
 
 @dataclass
@@ -186,6 +199,8 @@ class ScoringJob:
         The served model's inference params (``reasons``).
     chunk_rows : int
         Rows a chunk or block.
+    total_rows : int or None
+        The input's data rows (None when unknown: a compressed CSV).
     on_progress : callable, optional
         Called with (rows scored, total rows or None).
     """
@@ -196,6 +211,7 @@ class ScoringJob:
     done: frozenset[int]
     params: dict[str, Any]
     chunk_rows: int
+    total_rows: int | None = None
     on_progress: Callable[[int, int | None], None] | None = None
 
     def progress(self, rows: int, total: int | None) -> None:

@@ -249,8 +249,11 @@ def definitions_params(schema: TransactionSchema, features: FeatureSpec) -> dict
 
 
 def _definitions(model: Any) -> dict[str, Any]:
-    metadata = getattr(getattr(model, "metadata", None), "metadata", None) or {}
-    return metadata.get(DEFINITIONS_KEY) or {}
+    # A loaded pyfunc model holds its MLmodel as `metadata`; an MLmodel holds the dict.
+    metadata = getattr(model, "metadata", None)
+    if not isinstance(metadata, dict):
+        metadata = getattr(metadata, "metadata", None)
+    return (metadata or {}).get(DEFINITIONS_KEY) or {}
 
 
 def read_simulation(model: Any) -> dict[str, Any] | None:
@@ -265,8 +268,9 @@ def read_definitions(model: Any) -> tuple[TransactionSchema | None, FeatureSpec 
 
     Parameters
     ----------
-    model : mlflow.pyfunc.PyFuncModel
-        A model loaded with :func:`fraudkit.tracking.registry.load_model`.
+    model : mlflow.pyfunc.PyFuncModel or mlflow.models.Model
+        A model loaded with :func:`fraudkit.tracking.registry.load_model`, or its
+        ``MLmodel`` (:func:`fraudkit.tracking.registry.model_spec`).
 
     Returns
     -------

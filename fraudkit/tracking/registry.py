@@ -63,6 +63,7 @@ __all__ = [
     "link_run_to_version",
     "list_versions",
     "load_model",
+    "model_spec",
     "move_alias",
     "registered_model",
     "require_alias_holder",
@@ -432,6 +433,31 @@ def foreign_types(type_names: Iterable[str]) -> list[str]:
         for name in type_names
         if not (str(name).startswith(TRUSTED_TYPE_MODULES) or str(name) in _TRUSTED_TYPE_NAMES)
     ]
+
+
+def model_spec(uri: str, *, client: MlflowClient | None = None) -> Any:
+    """The ``MLmodel`` of a model URI (signature, metadata), without loading the model.
+
+    For what a caller needs before scoring (the input columns, the schema and feature
+    definitions): only the small ``MLmodel`` file is read, not the model.
+
+    Raises
+    ------
+    ModelError
+        The model cannot be found.
+    """
+    from mlflow.models import Model
+
+    store_uri = client.tracking_uri if client is not None else config.tracking_uri()
+    with _tracking_uri(store_uri):
+        try:
+            return Model.load(uri)
+        except (MlflowException, OSError) as error:
+            text = getattr(error, "message", None) or str(error) or type(error).__name__
+            raise ModelError(
+                f"could not read model {uri!r}: {text.splitlines()[0].rstrip('.')}; check "
+                "the name, version or alias (`fraudkit dashboard registry` lists them)"
+            ) from error
 
 
 def load_model(uri: str, *, client: MlflowClient | None = None) -> Any:
