@@ -35,14 +35,9 @@ from sklearn.frozen import FrozenEstimator
 from fraudkit.core.schema import LABEL_COLUMN
 from fraudkit.science.data import time_split
 from fraudkit.science.metrics import calibration_metrics, evaluate
-from fraudkit.science.models import (
-    MODEL_TYPES,
-    base_model,
-    choose_threshold,
-    predict_scores,
-    train_model,
-)
+from fraudkit.science.models import MODEL_TYPES, base_model, predict_scores, train_model
 from fraudkit.science.simulate import TransactionSimulator
+from fraudkit.science.thresholds import choose_threshold
 
 FULL_SIZES = (150_000, 284_807)
 QUICK_SIZES = (60_000,)

@@ -60,7 +60,7 @@ from fraudkit.core.exceptions import SmallSampleWarning
 from fraudkit.core.schema import LABEL_COLUMN
 from fraudkit.science.data import DataSplit, time_split
 from fraudkit.science.metrics import evaluate
-from fraudkit.science.models import MODEL_TYPES, choose_threshold, predict_scores, train_model
+from fraudkit.science.models import MODEL_TYPES, predict_scores, train_model
 from fraudkit.science.monitoring import (
     DriftReport,
     WindowReport,
@@ -70,6 +70,7 @@ from fraudkit.science.monitoring import (
 )
 from fraudkit.science.retraining_rules import evaluate_alerts
 from fraudkit.science.simulate import Drift, TransactionSimulator
+from fraudkit.science.thresholds import choose_threshold
 
 ALPHA = 0.05
 MAX_FALSE_ALARM_RATE = 0.05

@@ -32,9 +32,10 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from fraudkit.core.schema import FEATURE_COLUMNS, LABEL_COLUMN
-from fraudkit.science.models import MODEL_TYPES, choose_threshold, train_model
+from fraudkit.science.models import MODEL_TYPES, train_model
 from fraudkit.science.reasons import ReasonExplainer
 from fraudkit.science.simulate import TransactionSimulator
+from fraudkit.science.thresholds import choose_threshold
 
 TRAIN_ROWS = 200_000
 VALIDATION_ROWS = 80_000

@@ -37,13 +37,14 @@ if TYPE_CHECKING:
     from fraudkit.science.estimation import estimate_performance
     from fraudkit.science.features import FeatureSpec, FeatureState, build_features
     from fraudkit.science.metrics import calibration_metrics, evaluate
-    from fraudkit.science.models import build_model, choose_threshold, predict_scores, train_model
+    from fraudkit.science.models import build_model, predict_scores, train_model
     from fraudkit.science.monitoring import monitor_window, monitor_windows
     from fraudkit.science.online import compare_online
     from fraudkit.science.retraining_rules import evaluate_alerts
     from fraudkit.science.schema import TransactionSchema, read_transactions
     from fraudkit.science.sequential import SequentialABTest
     from fraudkit.science.simulate import Drift, TransactionSimulator, bayes_ceiling
+    from fraudkit.science.thresholds import choose_threshold
     from fraudkit.science.traffic import load_windows
     from fraudkit.science.transactions import Transactions, load_or_simulate
     from fraudkit.tracking.manager import MlflowManager, mlflow_manager
@@ -91,7 +92,7 @@ _EXPORTS: dict[str, str] = {
     "build_model": "science.models",
     "train_model": "science.models",
     "predict_scores": "science.models",
-    "choose_threshold": "science.models",
+    "choose_threshold": "science.thresholds",
     "evaluate": "science.metrics",
     "calibration_metrics": "science.metrics",
     "compare_scores": "science.abtest",

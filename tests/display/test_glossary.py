@@ -19,13 +19,13 @@ from fraudkit.science.drift import DriftReport, PredictionDriftResult
 from fraudkit.science.estimation import estimate_performance
 from fraudkit.science.fold_summary import PrequentialResult
 from fraudkit.science.metrics import calibration_metrics, evaluate
-from fraudkit.science.models import ThresholdChoice
 from fraudkit.science.monitoring import WindowReport
 from fraudkit.science.online import OnlineABResult
 from fraudkit.science.power import PowerAnalysis
 from fraudkit.science.retraining_rules import MonitoringAlert, summarise_alerts
 from fraudkit.science.sequential import SequentialLook
 from fraudkit.science.simulate import TransactionSimulator, bayes_ceiling
+from fraudkit.science.thresholds import ThresholdChoice
 from fraudkit.tracking.history import DegradationResult
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"

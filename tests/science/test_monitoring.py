@@ -13,10 +13,11 @@ from fraudkit.core.schema import LABEL_COLUMN
 from fraudkit.science.data import time_split
 from fraudkit.science.drift import detect_drift, detect_prediction_drift
 from fraudkit.science.metrics import evaluate
-from fraudkit.science.models import choose_threshold, predict_scores, train_model
+from fraudkit.science.models import predict_scores, train_model
 from fraudkit.science.monitoring import WindowReport, monitor_window, monitor_windows
 from fraudkit.science.retraining_rules import MonitoringAlert, evaluate_alerts, summarise_alerts
 from fraudkit.science.simulate import Drift, TransactionSimulator
+from fraudkit.science.thresholds import choose_threshold
 
 # ------------------------------------------------------------------------------ data drift
 
