@@ -25,6 +25,7 @@ __all__ = [
     "ML_EXPERIMENT_KIND",
     "MODEL_A_TAG",
     "MODEL_B_TAG",
+    "MODEL_CARD_TAG",
     "MODEL_CLASS_TAG",
     "MODEL_ID_TAG",
     "MODEL_NAME_TAG",
@@ -103,6 +104,7 @@ SCORING_RETRIED_TAG = f"{TAG_PREFIX}scoring.retried_parts"  # parts whose worker
 # --- Model version tags (log_model_with_metadata) ------------------------------------------
 SOURCE_RUN_TAG = f"{TAG_PREFIX}run_id"  # the run that logged the version
 MODEL_CLASS_TAG = f"{TAG_PREFIX}model_class"  # the estimator's class name
+MODEL_CARD_TAG = f"{TAG_PREFIX}model_card"  # the run artifact folder of its model card
 MODEL_TYPE_TAG = f"{TAG_PREFIX}model_type"  # the kit's model type (logistic, hgb, ...)
 # The MLflow 3 logged model behind the version (SQL registries leave
 # ModelVersion.model_id empty) and the dataset its evaluation metrics were measured on.

@@ -9,7 +9,7 @@ the sweeps; the figures of the newest run of each notebook.
 :func:`render_index` turns it into one self-contained page: style and the table-sorting
 script inline, images as relative files, nothing fetched from the network. Runs and
 experiments link to the MLflow UI (its machine-learning view,
-:func:`fraudkit.tracking.ui.experiment_url`) only when the store is a tracking server; a
+:func:`fraudkit.tracking.links.experiment_url`) only when the store is a tracking server; a
 local store's page stays offline.
 :func:`build_report_index` does both and writes the file.
 """
@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraudkit.core import config
+from fraudkit.core.exceptions import RegistryError
 from fraudkit.core.tags import (
     ERROR_TAG,
     EXPERIMENT_TYPE_TAG,
@@ -74,6 +76,7 @@ __all__ = [
     "read_story",
     "render_index",
     "sweep_rows",
+    "write_model_cards",
 ]
 
 INDEX_TEMPLATE = "report_index.html.j2"
@@ -173,7 +176,7 @@ class _Pages:
     def url(self, experiment_id: str, run_id: str | None = None) -> str | None:
         if self.ui_base is None:
             return None
-        from fraudkit.tracking.ui import experiment_url
+        from fraudkit.tracking.links import experiment_url
 
         return experiment_url(self.ui_base, experiment_id, run_id)
 
@@ -444,7 +447,8 @@ def build_report_index(
     decided; one sortable table per experiment with every notebook run (status, key
     numbers formatted by :mod:`fraudkit.display.glossary`, links to its HTML report and executed
     notebook when the files exist locally, its MLflow run id); the sweeps; the figures of
-    the newest run of each notebook. See :mod:`fraudkit.reports.index`.
+    the newest run of each notebook. Each alias card links to its version's model card,
+    written under ``model_cards/`` beside the page. See :mod:`fraudkit.reports.index`.
 
     Parameters
     ----------
@@ -470,6 +474,41 @@ def build_report_index(
         target.parent,
         tracking_uri=manager.tracking_uri,
     )
+    story = replace(story, cards=write_model_cards(manager.client, story.cards, target.parent))
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_index(story), encoding="utf-8")
     return target
+
+
+def write_model_cards(
+    client: MlflowClient, cards: Iterable[AliasCard], folder: Path
+) -> tuple[AliasCard, ...]:
+    """Write the model card of each alias card's version under ``folder/model_cards/``.
+
+    Each page is the card as ``fraudkit card`` renders it (the alias history as it stands).
+    A version registered before model cards gets no page.
+
+    Returns
+    -------
+    tuple of AliasCard
+        The cards, each with ``model_card`` set to its page's path relative to ``folder``.
+    """
+    from fraudkit.tracking.model_cards import load_model_card, write_model_card
+
+    written: dict[tuple[str, str], str | None] = {}
+    updated = []
+    for card in cards:
+        key = (card.model, card.version)
+        if key not in written:
+            try:
+                model_card = load_model_card(f"models:/{card.model}/{card.version}", client=client)
+            except RegistryError:
+                written[key] = None  # registered before the kit logged model cards
+            else:
+                name = re.sub(r"[^A-Za-z0-9._-]", "_", card.model)
+                path = write_model_card(
+                    model_card, folder / "model_cards" / f"{name}-v{card.version}.html"
+                )
+                written[key] = path.relative_to(folder).as_posix()
+        updated.append(replace(card, model_card=written[key]))
+    return tuple(updated)

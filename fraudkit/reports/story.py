@@ -109,7 +109,8 @@ class AliasCard:
 
     ``move`` is the recorded move that gave the alias to this version (None when the alias
     was set outside fraudkit); ``earlier`` the alias's other moves, newest first;
-    ``metrics`` the headline numbers, label -> formatted value.
+    ``metrics`` the headline numbers, label -> formatted value; ``model_card`` the
+    version's model card page, relative to the index (None: none written).
     """
 
     model: str
@@ -121,6 +122,7 @@ class AliasCard:
     move: AliasMove | None
     earlier: tuple[AliasMove, ...] = ()
     metrics: dict[str, str] = field(default_factory=dict)
+    model_card: str | None = None
 
 
 @dataclass(frozen=True)

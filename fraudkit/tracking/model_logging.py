@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -45,6 +45,7 @@ from fraudkit.core.tags import (
 from fraudkit.science.features import FeatureSpec
 from fraudkit.science.schema import PRESETS, TransactionSchema
 from fraudkit.tracking.batch_logging import log_metrics
+from fraudkit.tracking.model_cards import card_evidence, log_model_card
 from fraudkit.tracking.model_packaging import (
     check_classifier,
     definitions_metadata,
@@ -249,9 +250,20 @@ def log_model_with_metadata(
                 "input columns) to type its outputs"
             )
         signature = signature or schema_signature(model, own, spec, input_example)
-    if threshold is None and metrics and metrics.get("threshold") is not None:
-        threshold = float(metrics["threshold"])
+    threshold, threshold_source = _served_threshold(threshold, metrics)
     served = served_config(model, model_name, threshold, training_data)
+    # Measured before anything is logged, so a model the card cannot read leaves nothing.
+    card = _CardInputs(
+        card_evidence(
+            model,
+            schema=own,
+            evaluation=evaluation_dataset,
+            evaluation_name=evaluation_dataset_name,
+            training=training_data,
+        ),
+        served["threshold"],
+        threshold_source,
+    )
     with _model_run(manager, model_name) as run_id:
         if own is not None and spec is not None:
             _log_definitions(manager, own, spec)
@@ -284,7 +296,27 @@ def log_model_with_metadata(
             evaluation=evaluation,
             alias=alias,
             reason=reason,
+            card=card,
         )
+
+
+def _served_threshold(
+    threshold: float | None, metrics: Mapping[str, Any] | None
+) -> tuple[float | None, str]:
+    """The threshold to serve at and where it came from (what the model card says)."""
+    if threshold is not None:
+        return threshold, "threshold="
+    if metrics and metrics.get("threshold") is not None:
+        return float(metrics["threshold"]), "metrics['threshold']"
+    return None, "the default"
+
+
+class _CardInputs(NamedTuple):
+    """What a version's model card needs from the call that registers it."""
+
+    evidence: tuple[dict[str, Any], str | None]
+    threshold: float
+    source: str
 
 
 def _log_definitions(manager: MlflowManager, schema: TransactionSchema, spec: FeatureSpec) -> None:
@@ -371,8 +403,10 @@ def _complete_version(
     evaluation: Dataset | None,
     alias: str | None,
     reason: str | None,
+    card: _CardInputs,
 ) -> ModelVersion:
-    """Link the metrics, tag the new version and move the alias; on failure discard it."""
+    """Link the metrics, tag the new version, move the alias and log its model card; on
+    failure discard the version."""
     version = str(info.registered_model_version)
     try:
         version_tags = {
@@ -399,6 +433,8 @@ def _complete_version(
                 version,
                 reason=reason or "log_model_with_metadata",
             )
+        mv = manager.client.get_model_version(model_name, version)
+        log_model_card(manager.client, mv, run_id, card.evidence, (card.threshold, card.source))
         return manager.client.get_model_version(model_name, version)
     except BaseException:
         # No version is left behind by a failed call; the caller ends its run.

@@ -32,15 +32,8 @@ from support.servers import free_port
 
 from fraudkit import MLFLOW_EXPERIMENTS
 from fraudkit.core.exceptions import ConfigurationError
-from fraudkit.tracking.ui import (
-    JOB_EXECUTION_ENV,
-    ML_WORKFLOW,
-    ServerExit,
-    experiment_url,
-    run_url,
-    server_command,
-    server_url,
-)
+from fraudkit.tracking.links import ML_WORKFLOW, experiment_url, run_url
+from fraudkit.tracking.ui import JOB_EXECUTION_ENV, ServerExit, server_command, server_url
 
 SECRET = "s3cret-Pa55"
 FRAUDKIT = Path(sys.executable).parent / "fraudkit"
