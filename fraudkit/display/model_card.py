@@ -207,9 +207,20 @@ def _metrics(facts: Mapping[str, Any], refs: _Refs) -> list[str]:
         for m in facts["metrics"]
     ]
     lines = ["## Evaluation metrics", ""]
+    others = facts.get("unattributed_metrics", 0)
+    note = (
+        f"{refs.number(others, run)} more metrics of the run name no dataset; they are on "
+        "its page, not here."
+        if others
+        else ""
+    )
     if not rows:
-        return [*lines, "No metrics were logged with this version.", ""]
-    return lines + _table(["metric", "name", "value", "measured on"], rows)
+        return [*lines, "No metrics with a dataset were logged with this version.", note, ""]
+    return (
+        lines
+        + _table(["metric", "name", "value", "measured on"], rows)
+        + ([note, ""] if note else [])
+    )
 
 
 def _calibration(facts: Mapping[str, Any], refs: _Refs, has_figure: bool) -> list[str]:
@@ -295,7 +306,7 @@ def _features(facts: Mapping[str, Any], refs: _Refs) -> list[str]:
 
 
 def _moves(card: ModelCard, refs: _Refs) -> list[str]:
-    version = str(card.facts["model"]["version"])
+    version, run = str(card.facts["model"]["version"]), card.facts["model"]["run_id"]
     lines = ["## Alias history", ""]
     if not card.moves:
         return [*lines, f"No alias has pointed at version {version}.", ""]
@@ -306,10 +317,12 @@ def _moves(card: ModelCard, refs: _Refs) -> list[str]:
         evidence = move.get("evidence_run_id")
         why = _cell(move.get("reason") or "no reason recorded")
         if gate.get("metric"):
+            # The gate's numbers come from the versions' runs, or from the evidence run.
             why += (
                 f" (gate: {_cell(gate['metric'])} "
-                f"{refs.number(gate.get('candidate'), evidence)} against "
-                f"{refs.number(gate.get('holder'), evidence)})"
+                f"{refs.number(gate['candidate_value'], evidence or run, gate['metric'])} "
+                f"against {refs.number(gate['holder_value'], evidence or run, gate['metric'])} "
+                f"on {_cell(gate.get('dataset') or 'unknown data')})"
             )
         rows.append(
             [

@@ -19,9 +19,11 @@ from numpy.typing import ArrayLike
 from fraudkit.core.exceptions import DataValidationError, ModelError
 from fraudkit.science.metrics import validate_amounts, validate_labels_and_scores
 
-__all__ = ["THRESHOLD_RULES", "ThresholdChoice", "choose_threshold"]
+__all__ = ["DEFAULT_THRESHOLD_RULE", "THRESHOLD_RULES", "ThresholdChoice", "choose_threshold"]
 
 THRESHOLD_RULES: tuple[str, ...] = ("precision", "recall", "cost")
+#: The rule :func:`choose_threshold` applies when none is given.
+DEFAULT_THRESHOLD_RULE = "precision"
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def choose_threshold(
     y_true: ArrayLike,
     scores: ArrayLike,
     *,
-    rule: str = "precision",
+    rule: str = DEFAULT_THRESHOLD_RULE,
     target: float = 0.9,
     amount: ArrayLike | None = None,
     review_cost: float = 5.0,

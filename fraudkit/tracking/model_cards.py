@@ -29,6 +29,7 @@ from fraudkit.core.tags import (
 )
 from fraudkit.display.model_card import RELIABILITY_FILE, ModelCard, card_html, card_markdown
 from fraudkit.science.schema import PRESETS, TransactionSchema
+from fraudkit.science.thresholds import DEFAULT_THRESHOLD_RULE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -221,37 +222,27 @@ def card_evidence(
     return facts, svg
 
 
-def _metric_rows(client: MlflowClient, model_id: str | None, run_metrics: dict) -> list:
-    """Each metric of the version's logged model with the data it was measured on.
+def _metric_rows(client: MlflowClient, model_id: str | None) -> tuple[list, int]:
+    """The version's metrics with the data each was measured on, and how many name none.
 
     MLflow links to a logged model the metrics logged with it (with their dataset) and the
-    run's metrics logged before it (without one); without a logged model, the run's.
+    run's metrics logged before it (without one). The card keeps those with a dataset and
+    the validation period's (``val_``, as the training notebook logs them); the others (a
+    retraining run's champion metrics, say) say nothing about this version's data.
     """
     found: dict[str, dict[str, Any]] = {}
-    metrics = client.get_logged_model(model_id).metrics or [] if model_id else []
-    for metric in metrics:
+    others = set()
+    for metric in client.get_logged_model(model_id).metrics or [] if model_id else []:
         if metric.dataset_name:
             dataset = f"{metric.dataset_name} (digest {metric.dataset_digest})"
         elif metric.key.startswith("val_"):
             dataset = "the validation period"
         else:
-            dataset = "no dataset recorded"
-        # A key logged twice keeps the entry that names its dataset.
-        if metric.key not in found or metric.dataset_name:
-            found[metric.key] = {"name": metric.key, "value": metric.value, "dataset": dataset}
-    if not found:
-        found = {
-            name: {"name": name, "value": value, "dataset": "no dataset recorded"}
-            for name, value in run_metrics.items()
-        }
-    return sorted(
-        found.values(),
-        key=lambda m: (
-            m["dataset"] == "no dataset recorded",
-            m["name"].startswith("val_"),
-            m["name"],
-        ),
-    )
+            others.add(metric.key)
+            continue
+        found[metric.key] = {"name": metric.key, "value": metric.value, "dataset": dataset}
+    rows = sorted(found.values(), key=lambda m: (m["name"].startswith("val_"), m["name"]))
+    return rows, len(others - set(found))
 
 
 def _version_facts(
@@ -264,10 +255,14 @@ def _version_facts(
     run = client.get_run(run_id)
     params = run.data.params
     model_id = mv.model_id or (mv.tags or {}).get(MODEL_ID_TAG)
+    metrics, others = _metric_rows(client, model_id)
     threshold_facts: dict[str, Any] = {"value": threshold[0], "source": threshold[1]}
     for key, param in _RULE_PARAMS.items():
         value = params.get(param)
         threshold_facts[key] = float(value) if value and key != "rule" else value
+    if threshold_facts["rule"] is None and threshold_facts["target"] is not None:
+        # A notebook with a target and no rule parameter chose with the default rule.
+        threshold_facts["rule"] = DEFAULT_THRESHOLD_RULE
     registered = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
     return {
         "format": 1,
@@ -283,7 +278,8 @@ def _version_facts(
             "experiment_id": run.info.experiment_id,
         },
         "threshold": threshold_facts,
-        "metrics": _metric_rows(client, model_id, run.data.metrics),
+        "metrics": metrics,
+        "unattributed_metrics": others,
         **{k: v for k, v in evidence.items() if k != "schema"},
     }
 
