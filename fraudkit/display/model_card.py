@@ -80,7 +80,8 @@ class ModelCard:
         The version's alias moves, oldest first (the records of
         :func:`fraudkit.tracking.registry.alias_history`, times as text).
     links : dict
-        Run id -> its MLflow UI page; a run without one is named, not linked.
+        Run id -> the page a number from that run links to (its MLflow UI page; its
+        report in the report index); a run without one is named, not linked.
     reliability_svg : str, optional
         The reliability diagram, an SVG document.
     """
@@ -89,6 +90,13 @@ class ModelCard:
     moves: Sequence[Mapping[str, Any]] = ()
     links: Mapping[str, str] = field(default_factory=dict)
     reliability_svg: str | None = None
+
+    @property
+    def run_ids(self) -> list[str]:
+        """The runs the card's numbers come from: the version's, then the moves' evidence."""
+        evidence = [m.get("evidence_run_id") for m in self.moves]
+        runs = [self.facts["model"]["run_id"], *(run for run in evidence if run)]
+        return list(dict.fromkeys(runs))
 
 
 class _Refs:

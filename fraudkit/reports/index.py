@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
+    from fraudkit.display.model_card import ModelCard
     from fraudkit.tracking.manager import MlflowManager
 
 __all__ = [
@@ -474,19 +475,23 @@ def build_report_index(
         target.parent,
         tracking_uri=manager.tracking_uri,
     )
-    story = replace(story, cards=write_model_cards(manager.client, story.cards, target.parent))
+    cards = write_model_cards(manager.client, story.cards, target.parent, manager.tracking_uri)
+    story = replace(story, cards=cards)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_index(story), encoding="utf-8")
     return target
 
 
 def write_model_cards(
-    client: MlflowClient, cards: Iterable[AliasCard], folder: Path
+    client: MlflowClient, cards: Iterable[AliasCard], folder: Path, tracking_uri: str
 ) -> tuple[AliasCard, ...]:
     """Write the model card of each alias card's version under ``folder/model_cards/``.
 
-    Each page is the card as ``fraudkit card`` renders it (the alias history as it stands).
-    A version registered before model cards gets no page.
+    Each page is the card as ``fraudkit card`` renders it (the alias history as it stands),
+    its numbers linked as the index links runs: to the MLflow UI on a tracking server; on
+    a local store, which has no UI to link to, to the run's report page beside the index
+    when it has one (the pages are read offline). A version registered before model cards
+    gets no page.
 
     Returns
     -------
@@ -495,6 +500,7 @@ def write_model_cards(
     """
     from fraudkit.tracking.model_cards import load_model_card, write_model_card
 
+    pages = _Pages(client, [], folder, tracking_uri)
     written: dict[tuple[str, str], str | None] = {}
     updated = []
     for card in cards:
@@ -505,6 +511,8 @@ def write_model_cards(
             except RegistryError:
                 written[key] = None  # registered before the kit logged model cards
             else:
+                if pages.ui_base is None:
+                    model_card = replace(model_card, links=_report_links(pages, model_card))
                 name = re.sub(r"[^A-Za-z0-9._-]", "_", card.model)
                 path = write_model_card(
                     model_card, folder / "model_cards" / f"{name}-v{card.version}.html"
@@ -512,3 +520,13 @@ def write_model_cards(
                 written[key] = path.relative_to(folder).as_posix()
         updated.append(replace(card, model_card=written[key]))
     return tuple(updated)
+
+
+def _report_links(pages: _Pages, card: ModelCard) -> dict[str, str]:
+    """Each of the card's runs -> its report page, relative to ``model_cards/``."""
+    links = {}
+    for run_id in card.run_ids:
+        link = pages.link(run_id)
+        if link is not None and link.report:
+            links[run_id] = f"../{link.report}"
+    return links

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -284,7 +285,7 @@ def _version_facts(
     }
 
 
-def _links(client: MlflowClient, run_ids: set[str]) -> dict[str, str]:
+def _links(client: MlflowClient, run_ids: list[str]) -> dict[str, str]:
     """Each run's MLflow UI page: the tracking server's, else where `fraudkit ui` serves it."""
     from fraudkit.tracking.links import run_url
     from fraudkit.tracking.store import find_run
@@ -292,7 +293,7 @@ def _links(client: MlflowClient, run_ids: set[str]) -> dict[str, str]:
     uri = client.tracking_uri
     base = uri if config.is_remote(uri) and uri.startswith("http") else _LOCAL_UI
     links = {}
-    for run_id in sorted(run_ids):
+    for run_id in run_ids:
         run = find_run(client, run_id)
         if run is not None:
             links[run_id] = run_url(base, run.info.experiment_id, run_id)
@@ -316,8 +317,8 @@ def _card(client: MlflowClient, facts: dict[str, Any], svg: str | None) -> Model
         record = {key: None if _missing(value) else value for key, value in record.items()}
         record["time"] = record["time"].strftime("%Y-%m-%d %H:%M:%S UTC")
         moves.append(record)
-    runs = {model["run_id"]} | {m["evidence_run_id"] for m in moves if m.get("evidence_run_id")}
-    return ModelCard(facts, moves, _links(client, runs), svg)
+    card = ModelCard(facts, moves, {}, svg)
+    return replace(card, links=_links(client, card.run_ids))
 
 
 def log_model_card(

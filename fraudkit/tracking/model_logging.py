@@ -172,6 +172,11 @@ def log_model_with_metadata(
     from which :func:`fraudkit.tracking.promotion.promote_model` compares versions on the same
     data.
 
+    Every version carries a model card (:mod:`fraudkit.tracking.model_cards`):
+    ``model_card.md``, its HTML and the facts behind them, logged to the run under
+    ``model_card/v<version>/``, measured on ``evaluation_dataset`` and ``training_data``
+    when given; ``fraudkit card`` reads it back.
+
     Parameters
     ----------
     manager : MlflowManager

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -203,4 +204,43 @@ def test_the_report_index_links_each_alias_card_to_its_model_card(
     page = index.read_text()
     assert f'<a href="model_cards/{NAME}-v1.html">Model card of v1</a>' in page
     written = (index.parent / "model_cards" / f"{NAME}-v1.html").read_text()
-    assert written == card_html(load_model_card(f"models:/{NAME}/1"))
+    # A local store's pages are read offline: no UI link, and this run has no report page.
+    card = load_model_card(f"models:/{NAME}/1")
+    assert "http" in card_html(card) and "127.0.0.1" not in written
+    assert written == card_html(replace(card, links={}))
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_in_the_report_index_a_card_links_its_numbers_to_the_runs_report(
+    backend, fraudkit_home: Path
+) -> None:
+    from fraudkit.runner.execution import run_notebook
+
+    run_notebook("training", {"n_transactions": 20_000}, progress=False)
+    index = build_report_index(fraudkit_home / "reports" / "index.html")
+    pages = list((index.parent / "model_cards").glob("*.html"))
+    assert len(pages) == 1
+    written = pages[0].read_text()
+    reports = re.findall(r'href="(\.\./runs/[^"]+/report\.html)"', written)
+    assert reports and all((pages[0].parent / r).is_file() for r in reports)
+    assert "http" not in written.split("<svg")[0]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_card_that_cannot_be_logged_leaves_no_version(backend, monkeypatch) -> None:
+    split = time_split(TransactionSimulator(seed=2, fraud_rate=0.01).sample(3_000))
+    model = train_model(split.train, "logistic_regression", calibration_df=split.validation)
+    client = mlflow_manager.client
+
+    def refuse(*args, **kwargs):
+        raise OSError("artifact store full")
+
+    monkeypatch.setattr(type(client), "log_artifacts", refuse)
+    with pytest.raises(OSError, match="artifact store full"):
+        mlflow_manager.log_model_with_metadata(
+            model, NAME, stage="Staging", evaluation_dataset=split.test
+        )
+    assert not client.search_model_versions(f"name = '{NAME}'")
+    runs = client.search_runs([mlflow_manager.setup_experiments()["training"]])
+    assert [run.info.status for run in runs] == ["FAILED"]
