@@ -59,6 +59,7 @@ from fraudkit.reports.story import (
     run_entry,
 )
 from fraudkit.reports.sweep_page import sweep_report_path
+from fraudkit.tracking.links import ui_address
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -160,8 +161,7 @@ class _Pages:
         self.runs = {run.info.run_id: run for run in runs}
         self.base = base
         # Only a tracking server has a UI to link to (experiment_url drops any credentials).
-        remote = config.is_remote(tracking_uri)
-        self.ui_base = tracking_uri if remote and tracking_uri.startswith("http") else None
+        self.ui_base = ui_address(tracking_uri)
 
     def find(self, run_id: str) -> Run | None:
         """The run, from the runs read already or the store (None when missing)."""

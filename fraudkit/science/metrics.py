@@ -36,6 +36,7 @@ __all__ = [
     "MIN_FRAUDS",
     "MIN_ROWS",
     "as_scores",
+    "calibration_bands",
     "calibration_metrics",
     "card_precision_at_k",
     "check_base_rate",
@@ -407,6 +408,52 @@ def few_frauds_message(
     )
 
 
+def _bands(
+    y_true: ArrayLike, probabilities: ArrayLike, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked labels and probabilities, and each equal-width band's rows, expected frauds
+    (the sum of its probabilities) and actual frauds."""
+    y, p = validate_labels_and_scores(y_true, probabilities)
+    _reject_rows("probabilities", p, (p < 0) | (p > 1), "lie in [0, 1]")
+    if n_bins < 1:
+        raise DataValidationError(f"n_bins must be a positive integer, got {n_bins!r}")
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    rows = np.bincount(bins, minlength=n_bins)
+    return y, p, rows, np.bincount(bins, p, n_bins), np.bincount(bins, y, n_bins)
+
+
+def calibration_bands(
+    y_true: ArrayLike, probabilities: ArrayLike, *, n_bins: int = 10
+) -> list[dict[str, float]]:
+    """Expected against actual frauds in each equal-width probability band holding rows.
+
+    The bands of :func:`calibration_metrics`' expected calibration error, as a table.
+
+    Returns
+    -------
+    list of dict
+        One per non-empty band, lowest first: ``low``, ``high`` (its probability range),
+        ``rows``, ``expected`` (the sum of its probabilities) and ``actual`` (its frauds).
+
+    Raises
+    ------
+    DataValidationError
+        As :func:`calibration_metrics`.
+    """
+    _, _, rows, expected, actual = _bands(y_true, probabilities, n_bins)
+    return [
+        {
+            "low": b / n_bins,
+            "high": (b + 1) / n_bins,
+            "rows": int(rows[b]),
+            "expected": float(expected[b]),
+            "actual": int(actual[b]),
+        }
+        for b in range(n_bins)
+        if rows[b]
+    ]
+
+
 def calibration_metrics(
     y_true: ArrayLike, probabilities: ArrayLike, *, n_bins: int = 10
 ) -> dict[str, float]:
@@ -438,13 +485,8 @@ def calibration_metrics(
     DataValidationError
         For invalid labels, probabilities outside [0, 1] or ``n_bins`` < 1.
     """
-    y, p = validate_labels_and_scores(y_true, probabilities)
-    _reject_rows("probabilities", p, (p < 0) | (p > 1), "lie in [0, 1]")
-    if n_bins < 1:
-        raise DataValidationError(f"n_bins must be a positive integer, got {n_bins!r}")
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    rows = np.bincount(bins, minlength=n_bins)
-    gaps = np.abs(np.bincount(bins, p, n_bins) - np.bincount(bins, y, n_bins))
+    y, p, rows, expected_by_bin, actual_by_bin = _bands(y_true, probabilities, n_bins)
+    gaps = np.abs(expected_by_bin - actual_by_bin)
     n_fraud = int(y.sum())
     expected = float(p.sum())
     return {

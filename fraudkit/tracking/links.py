@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode, urlparse
 
+from fraudkit.core import config
 from fraudkit.core.exceptions import ConfigurationError
 
-__all__ = ["ML_WORKFLOW", "experiment_url", "run_url"]
+__all__ = ["ML_WORKFLOW", "experiment_url", "run_url", "ui_address"]
 
 #: The ``workflowType`` query value of the UI's "Model training" view.
 ML_WORKFLOW = "machine_learning"
@@ -78,3 +79,11 @@ def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
     See :func:`experiment_url` for the parameters and errors.
     """
     return experiment_url(base_url, experiment_id, run_id)
+
+
+def ui_address(tracking_uri: str) -> str | None:
+    """The MLflow UI of a store: a tracking server's own address; None for a local store,
+    which has a UI only while `fraudkit ui` serves one."""
+    return (
+        tracking_uri if config.is_remote(tracking_uri) and tracking_uri.startswith("http") else None
+    )

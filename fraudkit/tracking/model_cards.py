@@ -68,8 +68,10 @@ _RULE_PARAMS = {
 def _period(df: pd.DataFrame, schema: TransactionSchema) -> tuple[str | None, str | None]:
     if schema.time not in df.columns or df.empty:
         return None, None
+    from pandas.api.types import is_numeric_dtype
+
     first, last = df[schema.time].min(), df[schema.time].max()
-    if isinstance(first, int | float) or hasattr(first, "dtype"):
+    if is_numeric_dtype(df[schema.time]):
         # Numeric times count from the data's start, in the schema's unit (Kaggle: seconds).
         unit = schema.time_unit or "s"
         return f"{float(first):,.0f} {unit}", f"{float(last):,.0f} {unit}"
@@ -94,33 +96,16 @@ def _summary(df: pd.DataFrame, name: str, schema: TransactionSchema) -> dict[str
 
 def _calibration(y: np.ndarray, p: np.ndarray, dataset: str) -> dict[str, Any]:
     """Expected against actual frauds overall and in the ten equal-width bands."""
-    import numpy as np
+    from fraudkit.science.metrics import calibration_bands, calibration_metrics
 
-    from fraudkit.science.metrics import calibration_metrics
-
-    n_bins = 10
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    rows = np.bincount(bins, minlength=n_bins)
-    expected = np.bincount(bins, p, n_bins)
-    actual = np.bincount(bins, y, n_bins)
-    summary = calibration_metrics(y, p, n_bins=n_bins)
+    summary = calibration_metrics(y, p)
     return {
         "dataset": dataset,
         "expected": summary["expected_n_fraud"],
         "actual": summary["n_fraud"],
         "brier_score": summary["brier_score"],
         "expected_calibration_error": summary["expected_calibration_error"],
-        "bins": [
-            {
-                "low": b / n_bins,
-                "high": (b + 1) / n_bins,
-                "rows": int(rows[b]),
-                "expected": float(expected[b]),
-                "actual": int(actual[b]),
-            }
-            for b in range(n_bins)
-            if rows[b]
-        ],
+        "bins": calibration_bands(y, p),
     }
 
 
@@ -287,11 +272,10 @@ def _version_facts(
 
 def _links(client: MlflowClient, run_ids: list[str]) -> dict[str, str]:
     """Each run's MLflow UI page: the tracking server's, else where `fraudkit ui` serves it."""
-    from fraudkit.tracking.links import run_url
+    from fraudkit.tracking.links import run_url, ui_address
     from fraudkit.tracking.store import find_run
 
-    uri = client.tracking_uri
-    base = uri if config.is_remote(uri) and uri.startswith("http") else _LOCAL_UI
+    base = ui_address(client.tracking_uri) or _LOCAL_UI
     links = {}
     for run_id in run_ids:
         run = find_run(client, run_id)
