@@ -362,6 +362,12 @@ def train_model(
             calibrate_df = calibration_df
     what = "training frame (without its calibration slice)"
     model.fit(fit_df, class_labels(fit_df, what, label=label))
+    classifier = model.named_steps["classifier"]
+    if isinstance(classifier, RandomForestClassifier):
+        # A forest predicts on threads that add the trees' votes in the order they finish,
+        # so two predictions of a row could differ in the last bit. On one thread the
+        # notebook, pyfunc, the server and batch scoring give the same bits.
+        classifier.set_params(n_jobs=1)
     if calibrate_df is None:
         return model
     y_calibrate = _calibrationclass_labels(calibrate_df, label)

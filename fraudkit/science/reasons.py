@@ -7,8 +7,9 @@ cannot open (shap #899, #1196). :class:`ReasonExplainer` explains through it:
 
 * the pipeline's base score, which is what the calibration reads, is attributed exactly:
   the logistic model's coefficients times each feature's deviation from its training mean;
-  TreeSHAP (shap's :class:`~shap.TreeExplainer`, path-dependent) for gradient boosting
-  (its log-odds) and the random forest (its share of fraud votes);
+  path-dependent TreeSHAP for gradient boosting (its log-odds) and the random forest (its
+  share of fraud votes), on the trees shap's :class:`~shap.TreeExplainer` parses, computed
+  on every core by :func:`fraudkit.science.treeshap.tree_shap`;
 * Platt's sigmoid calibration is ``logit(p) = -(a * score + b)``, linear in the score, so
   scaling every contribution by ``-a`` keeps them exact and additive in the calibrated
   probability's log-odds: ``base_value + contributions.sum(axis=1) == logit(p)``;
@@ -36,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from fraudkit.core.exceptions import ModelError
 from fraudkit.science.model_inputs import feature_blocks, output_labels
 from fraudkit.science.models import base_model
+from fraudkit.science.treeshap import TreeArrays, tree_shap
 
 __all__ = [
     "BASE_SCORE",
@@ -195,6 +197,13 @@ class ReasonExplainer:
         self.transform = self.pipeline[:-1]
         self.feature_means = self._linear_means(reference, feature_means)
         self.tree_explainer = self._tree_explainer()
+        # A forest's trees give both classes' shares; fraud's is the second.
+        self.tree_output = 1 if isinstance(self.classifier, RandomForestClassifier) else 0
+        self.trees = (
+            None
+            if self.tree_explainer is None
+            else TreeArrays.from_shap(self.tree_explainer, self.tree_output)
+        )
         self.slope, self.intercept, self.units = self._calibration_map()
 
     def _linear_means(
@@ -236,6 +245,8 @@ class ReasonExplainer:
             )
         import shap  # imported here: numba's start-up is paid only when trees are explained
 
+        # shap parses the trees and gives the expected value; fraudkit.science.treeshap
+        # computes the values on every core (shap's own holds the interpreter lock).
         return shap.TreeExplainer(
             classifier, feature_perturbation="tree_path_dependent", model_output="raw"
         )
@@ -280,11 +291,10 @@ class ReasonExplainer:
             raw = (transformed - self.feature_means) * coefficients
             base = float(self.classifier.intercept_[0] + coefficients @ self.feature_means)
         else:
-            raw = np.asarray(self.tree_explainer.shap_values(transformed, check_additivity=False))
-            base_value = np.ravel(self.tree_explainer.expected_value)
-            if raw.ndim == 3:  # a forest explains both classes; keep fraud's
-                raw, base_value = raw[:, :, 1], base_value[1:]
-            base = float(base_value[0])
+            # Not a logistic model, so the constructor parsed its trees.
+            assert self.trees is not None and self.tree_explainer is not None
+            raw = tree_shap(self.trees, transformed)
+            base = float(np.ravel(self.tree_explainer.expected_value)[self.tree_output])
         contributions = (raw @ self.grouping) * self.slope
         return Attributions(
             features=list(self.features),

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from support.served import register_logistic
+from support.served import register_detector
 from support.servers import ModelServer
 
 from fraudkit import mlflow_manager
@@ -43,7 +43,7 @@ URI = f"models:/{NAME}@production"
 @pytest.fixture
 def registered(backend):
     """A calibrated logistic model registered at threshold 0.2, and its time split."""
-    model, split, _ = register_logistic(NAME)
+    model, split, _ = register_detector(NAME)
     return model, split
 
 

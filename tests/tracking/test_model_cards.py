@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from support.served import register_logistic
+from support.served import register_detector
 
 from fraudkit import mlflow_manager
 from fraudkit.cli import cli
@@ -45,7 +45,7 @@ NUMBER = re.compile(r"(?<![\w.`/-])-?\d[\d,]*(?:\.\d+)?(?:e-?\d+)?%?(?![\w`/-])"
 
 @pytest.fixture
 def registered(backend):
-    return register_logistic(NAME)
+    return register_detector(NAME)
 
 
 def _logged_card(version: str = "1") -> tuple[str, str, str]:

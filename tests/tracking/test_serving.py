@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from support.served import register_logistic
+from support.served import register_detector
 from support.servers import ModelServer
 
 from fraudkit import mlflow_manager
@@ -38,7 +39,7 @@ def _post(url: str, payload: dict) -> dict:
 @pytest.fixture
 def registered(backend):
     """A calibrated logistic model registered at a chosen threshold, and its test period."""
-    return register_logistic(NAME)
+    return register_detector(NAME)
 
 
 @pytest.mark.server
@@ -71,6 +72,35 @@ def test_served_rows_are_the_same_over_http_pyfunc_and_the_kit(registered, fraud
     fast_frame = pd.DataFrame(fast["predictions"])
     assert list(fast_frame.columns) == ["fraud_probability", "alert", "threshold", "model_version"]
     assert fast_frame["alert"].tolist() == (served["fraud_probability"] >= 0.01).tolist()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_served_forests_reasons_are_the_same_under_concurrent_requests(
+    backend, fraudkit_home: Path
+):
+    """The compiled TreeSHAP splits each request's rows over threads, and the server may
+    answer requests at once: every answer equals pyfunc's and the fitted model's reasons."""
+    model, split, _ = register_detector("served_forest", "random_forest")
+    uri = "models:/served_forest@production"
+    rows = split.test.reset_index(drop=True)
+    chunks = [rows.iloc[i : i + 1_000] for i in range(0, len(rows), 1_000)]
+    assert len(chunks) >= 3
+    with ModelServer(uri, mlflow_manager.tracking_uri, fraudkit_home) as server:
+
+        def answer(rows: pd.DataFrame) -> pd.DataFrame:
+            frame = {"columns": FEATURE_COLUMNS, "data": rows[FEATURE_COLUMNS].to_numpy().tolist()}
+            reply = _post(f"{server.url}/invocations", {"dataframe_split": frame})
+            return pd.DataFrame(reply["predictions"])
+
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            served = pd.concat(list(pool.map(answer, chunks)), ignore_index=True)
+    pyfunc = load_model(uri).predict(rows[FEATURE_COLUMNS])
+    pd.testing.assert_frame_equal(served, pyfunc, check_dtype=False, check_exact=True)
+    own = ReasonExplainer(model, split.train).reasons(rows, 3)
+    pd.testing.assert_frame_equal(served.iloc[:, 4:], own, check_dtype=False, check_exact=True)
+    assert served["reason_1_contribution"].abs().max() > 0
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
