@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,15 +163,21 @@ def score_file(
         raise ScoringError(f"chunk_rows must be at least 1, got {chunk_rows}")
     source = Path(input_path)
     input_kind(source)
-    scored = load_scored_model(model_uri, store.tracking_uri)
     distributed = bool(workers or scheduler)
-    if distributed and scored.needs_features:
-        raise ScoringError(
-            f"{scored.uri} computes behavioural features from each row's history, which a "
-            "partition alone does not hold; score it without --workers/--scheduler"
-        )
+    # The file is hashed on a thread (hashlib releases the interpreter lock) while the
+    # version is resolved and, to score here, its model loaded: neither waits for the other.
+    with ThreadPoolExecutor(1, thread_name_prefix="fraudkit-scan") as pool:
+        scanning = pool.submit(scan_input, source)
+        scored = load_scored_model(model_uri, store.tracking_uri)
+        if distributed and scored.needs_features:
+            raise ScoringError(
+                f"{scored.uri} computes behavioural features from each row's history, which "
+                "a partition alone does not hold; score it without --workers/--scheduler"
+            )
+        if not distributed:
+            scored.model  # noqa: B018 (loaded now, beside the hashing, not on the first chunk)
+        fingerprint, total_rows = scanning.result()
     params = {} if reasons is None else {"reasons": int(reasons)}
-    fingerprint, total_rows = scan_input(source)
     manifest = {
         "model_uri": scored.uri,
         "input": str(source.resolve()),
@@ -230,12 +237,19 @@ def _score_locally(job: ScoringJob) -> tuple[Totals, int]:
 
 
 def _chunks(source: Path, rows: int) -> Iterator[pd.DataFrame]:
-    empty = True
-    for chunk in iter_chunks(source, rows):
-        empty = False
-        yield chunk
-    if empty:
-        raise DataValidationError(f"{source}: no data rows; nothing to score")
+    """The input's chunks, each read on a thread while the one before it is scored."""
+    chunks = iter_chunks(source, rows)
+    # pandas' CSV parser and pyarrow release the interpreter lock as they read, so the
+    # next chunk is read while this one is scored; memory holds one chunk more.
+    with ThreadPoolExecutor(1, thread_name_prefix="fraudkit-read") as pool:
+        pending = pool.submit(next, chunks, None)
+        chunk = pending.result()
+        if chunk is None:
+            raise DataValidationError(f"{source}: no data rows; nothing to score")
+        while chunk is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
+            chunk = pending.result()
 
 
 def _open_run(store: MlflowManager, scored: ScoredModel, manifest: dict[str, Any]) -> str:

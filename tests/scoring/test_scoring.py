@@ -24,6 +24,7 @@ from fraudkit.core.exceptions import DataValidationError, ScoringError
 from fraudkit.core.schema import FEATURE_COLUMNS
 from fraudkit.core.tags import (
     DATA_FINGERPRINT_TAG,
+    ERROR_TAG,
     MODEL_VERSION_TAG,
     SCORING_RETRIED_TAG,
     SCORING_TAG,
@@ -148,6 +149,20 @@ def test_a_malformed_row_is_named_and_nothing_is_scored_as_nan(registered, tmp_p
     data.drop(columns="V14").to_csv(tmp_path / "short.csv", index=False)
     with pytest.raises(DataValidationError, match="missing column"):
         score_file(URI, tmp_path / "short.csv", tmp_path / "short")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_chunk_read_ahead_fails_the_job_in_its_turn(registered, tmp_path):
+    """The next chunk is read while one is scored: a line the parser cannot read stops the
+    job after the chunks before it, named by where it stands, and the run says FAILED."""
+    text = _transactions(3_000).to_csv(index=False).splitlines()
+    text[2_501] += ",1,2,3"  # data row 2,501: more fields than the header
+    (tmp_path / "day.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(DataValidationError, match=r"day.csv: cannot read the file after row 2000"):
+        score_file(URI, tmp_path / "day.csv", tmp_path / "out", chunk_rows=1_000)
+    assert parts.done_parts(tmp_path / "out") == {0, 1}
+    (run,) = mlflow_manager.client.search_runs([mlflow_manager.experiment_id("monitoring")])
+    assert run.info.status == "FAILED" and "after row 2000" in run.data.tags[ERROR_TAG]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
