@@ -48,8 +48,9 @@ demo: $(STAMP)  ## run the quick pipeline and write reports/index.html
 unit: $(STAMP)  ## the fast tests: no server, notebook or browser
 	$(PY) -m pytest $(XDIST) -m "not server and not notebook and not browser" $(PYTEST_ARGS)
 
+# --durations: every run lists its twenty slowest tests, to see where the time goes.
 test: system-packages $(STAMP)  ## every test (installs the system packages first)
-	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) --durations=20 $(PYTEST_ARGS)
 
 # Every check runs, even after one fails, so one `make lint` shows all there is to fix.
 # pyright reads its settings ([tool.pyright], basic mode on fraudkit/) from pyproject.toml;

@@ -109,3 +109,16 @@ def manager(backend: str):
     from fraudkit.tracking.manager import mlflow_manager
 
     return mlflow_manager
+
+
+# What a test's marks say it starts, weighted by the usual cost: a cluster, a browser or a
+# notebook kernel costs tens of seconds, a server a few. Under pytest-xdist the workers
+# take tests in collection order, so the costly ones go first (a stable sort keeps each
+# weight's order): the two workers then finish together on quick tests, instead of one
+# waiting out the other's last long one.
+_COST = {"cluster": 4, "browser": 3, "notebook": 3, "slow": 2, "server": 1}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests whose marks say they are costly first."""
+    items.sort(key=lambda item: -sum(c for m, c in _COST.items() if item.get_closest_marker(m)))

@@ -285,7 +285,13 @@ class ReasonExplainer:
             Exact: ``base_value + contributions.sum(axis=1)`` equals the score in
             :attr:`units` to floating-point precision.
         """
-        transformed = np.asarray(self.transform.transform(df), dtype=float)
+        # scikit-learn's transforms refuse an empty frame; it has no attributions to give.
+        width = self.grouping.shape[0]
+        transformed = (
+            np.asarray(self.transform.transform(df), dtype=float)
+            if len(df)
+            else np.empty((0, width))
+        )
         if self.feature_means is not None:
             coefficients = self.classifier.coef_.ravel()
             raw = (transformed - self.feature_means) * coefficients

@@ -202,7 +202,12 @@ class DecisionModel:
         threshold = _threshold(params.get("threshold", self.threshold))
         k = check_reasons(params.get("reasons", self.reasons))
         frame = self._inputs(data)
-        probability = np.asarray(self.model.predict_proba(frame), dtype=float)[:, 1]
+        # An empty request gets an empty answer (scikit-learn refuses an empty frame).
+        probability = (
+            np.asarray(self.model.predict_proba(frame), dtype=float)[:, 1]
+            if len(frame)
+            else np.empty(0)
+        )
         decided = pd.DataFrame(
             {
                 PROBABILITY_COLUMN: probability,

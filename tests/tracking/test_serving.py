@@ -115,6 +115,10 @@ def test_the_served_model_is_typed_and_refuses_what_it_cannot_score(registered):
     assert params == {"threshold": 0.2, "reasons": 3}
     five = served.predict(split.test[FEATURE_COLUMNS].head(5), params={"reasons": 5})
     assert "reason_5_contribution" in five.columns
+    # An empty request gets an empty answer, with the columns of a full one.
+    none = served.predict(split.test[FEATURE_COLUMNS].head(0))
+    assert len(none) == 0 and list(none.columns) == list(five.columns[:-4])
+    assert none["fraud_probability"].dtype == float and none["alert"].dtype == bool
     with pytest.raises(ModelError, match="from 0 to 10"):
         served.predict(split.test[FEATURE_COLUMNS].head(5), params={"reasons": 11})
     # Without a column MLflow names it; the kit's own error names the fix.
