@@ -102,6 +102,13 @@ def _live_nodes(left: np.ndarray, right: np.ndarray, values: np.ndarray) -> np.n
     return live
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on: its affinity where the system keeps one."""
+    if hasattr(os, "sched_getaffinity"):  # Linux; not macOS or Windows
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def tree_shap(trees: TreeArrays, x: np.ndarray, threads: int | None = None) -> np.ndarray:
     """Path-dependent SHAP values of each row, summed over the trees.
 
@@ -125,7 +132,7 @@ def tree_shap(trees: TreeArrays, x: np.ndarray, threads: int | None = None) -> n
     if not len(rows):
         return out
     if threads is None:
-        threads = min(len(os.sched_getaffinity(0)), -(-len(rows) // MIN_ROWS_PER_THREAD))
+        threads = min(_usable_cores(), -(-len(rows) // MIN_ROWS_PER_THREAD))
     bounds = np.linspace(0, len(rows), max(1, threads) + 1).astype(int)
     missing = np.isnan(rows)
 
@@ -209,6 +216,24 @@ def _unwound_sum(zero, one, weight, start, depth, index):
 
 
 @njit(nogil=True, cache=True)
+def _add_leaf(phi, feat, zero, one, weight, start, depth, value):
+    """The leaf branch of ``tree_shap_recursive``: each path feature's share of ``value``."""
+    for i in range(1, depth + 1):
+        share = _unwound_sum(zero, one, weight, start, depth, i)
+        phi[feat[start + i]] += share * (one[start + i] - zero[start + i]) * value
+
+
+@njit(nogil=True, cache=True)
+def _push(stack_int, stack_float, top, node, depth, parent, feature, zero_fraction, one_fraction):
+    """Queue a recursive call (a child to explore); return the new top of the stack."""
+    top += 1
+    stack_int[top, 0], stack_int[top, 1] = node, depth
+    stack_int[top, 2], stack_int[top, 3] = parent, feature
+    stack_float[top, 0], stack_float[top, 1] = zero_fraction, one_fraction
+    return top
+
+
+@njit(nogil=True, cache=True)
 def _shap_rows(
     x, missing, left, right, default, features, thresholds, values, weights, live, max_depth, out
 ):
@@ -225,39 +250,21 @@ def _shap_rows(
         for tree in range(left.shape[0]):
             if not live[tree, 0]:
                 continue
-            top = 0
-            stack_int[0, 0], stack_int[0, 1], stack_int[0, 2], stack_int[0, 3] = 0, 0, 0, -1
-            stack_float[0, 0], stack_float[0, 1] = 1.0, 1.0
             # The root's parent path is the empty one at 0; its own starts at 1.
+            top = _push(stack_int, stack_float, -1, 0, 0, 0, -1, 1.0, 1.0)
             while top >= 0:
                 node, depth = stack_int[top, 0], stack_int[top, 1]
                 parent, parent_feature = stack_int[top, 2], stack_int[top, 3]
                 zero_fraction, one_fraction = stack_float[top, 0], stack_float[top, 1]
                 top -= 1
                 start = parent + depth + 1
-                for i in range(depth + 1):
-                    feat[start + i] = feat[parent + i]
-                    zero[start + i] = zero[parent + i]
-                    one[start + i] = one[parent + i]
-                    weight[start + i] = weight[parent + i]
-                _extend(
-                    feat,
-                    zero,
-                    one,
-                    weight,
-                    start,
-                    depth,
-                    zero_fraction,
-                    one_fraction,
-                    parent_feature,
-                )
+                for i in range(depth + 1):  # the parent's path, copied to extend
+                    feat[start + i], zero[start + i] = feat[parent + i], zero[parent + i]
+                    one[start + i], weight[start + i] = one[parent + i], weight[parent + i]
+                _extend(feat, zero, one, weight, start, depth, zero_fraction, one_fraction,
+                        parent_feature)  # fmt: skip
                 if right[tree, node] < 0:
-                    leaf_value = values[tree, node]
-                    for i in range(1, depth + 1):
-                        w = _unwound_sum(zero, one, weight, start, depth, i)
-                        out[row, feat[start + i]] += (
-                            w * (one[start + i] - zero[start + i]) * leaf_value
-                        )
+                    _add_leaf(out[row], feat, zero, one, weight, start, depth, values[tree, node])
                     continue
                 split = features[tree, node]
                 if missing[row, split]:
@@ -280,14 +287,10 @@ def _shap_rows(
                 # A branch whose leaves are all 0 adds 0 to every feature (most of a
                 # forest's, whose leaves are pure legitimate): it is not explored.
                 if live[tree, cold]:
-                    top += 1
-                    stack_int[top, 0], stack_int[top, 1] = cold, depth + 1
-                    stack_int[top, 2], stack_int[top, 3] = start, split
-                    stack_float[top, 0] = weights[tree, cold] / node_weight * incoming_zero
-                    stack_float[top, 1] = 0.0
+                    zero_fraction = weights[tree, cold] / node_weight * incoming_zero
+                    top = _push(stack_int, stack_float, top, cold, depth + 1, start, split,
+                                zero_fraction, 0.0)  # fmt: skip
                 if live[tree, hot]:
-                    top += 1
-                    stack_int[top, 0], stack_int[top, 1] = hot, depth + 1
-                    stack_int[top, 2], stack_int[top, 3] = start, split
-                    stack_float[top, 0] = weights[tree, hot] / node_weight * incoming_zero
-                    stack_float[top, 1] = incoming_one
+                    zero_fraction = weights[tree, hot] / node_weight * incoming_zero
+                    top = _push(stack_int, stack_float, top, hot, depth + 1, start, split,
+                                zero_fraction, incoming_one)  # fmt: skip
