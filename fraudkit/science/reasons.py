@@ -198,11 +198,11 @@ class ReasonExplainer:
         self.feature_means = self._linear_means(reference, feature_means)
         self.tree_explainer = self._tree_explainer()
         # A forest's trees give both classes' shares; fraud's is the second.
-        self.tree_output = 1 if isinstance(self.classifier, RandomForestClassifier) else 0
+        output = 1 if isinstance(self.classifier, RandomForestClassifier) else 0
         self.trees = (
             None
             if self.tree_explainer is None
-            else TreeArrays.from_shap(self.tree_explainer, self.tree_output)
+            else TreeArrays.from_shap(self.tree_explainer, output)
         )
         self.slope, self.intercept, self.units = self._calibration_map()
 
@@ -297,10 +297,9 @@ class ReasonExplainer:
             raw = (transformed - self.feature_means) * coefficients
             base = float(self.classifier.intercept_[0] + coefficients @ self.feature_means)
         else:
-            # Not a logistic model, so the constructor parsed its trees.
-            assert self.trees is not None and self.tree_explainer is not None
+            assert self.trees is not None  # not a logistic model: the constructor parsed them
             raw = tree_shap(self.trees, transformed)
-            base = float(np.ravel(self.tree_explainer.expected_value)[self.tree_output])
+            base = self.trees.expected
         contributions = (raw @ self.grouping) * self.slope
         return Attributions(
             features=list(self.features),

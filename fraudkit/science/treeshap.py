@@ -52,6 +52,9 @@ class TreeArrays:
     input_dtype : numpy.dtype
         The precision the trees compare in (float32 for scikit-learn forests): rows are
         rounded to it first, as the model does.
+    expected : float
+        The ensemble's expected output (training rows weighted), to which a row's values
+        add up its own output.
     """
 
     left: np.ndarray
@@ -64,6 +67,7 @@ class TreeArrays:
     live: np.ndarray
     max_depth: int
     input_dtype: Any
+    expected: float
 
     @classmethod
     def from_shap(cls, explainer: Any, output: int = 0) -> TreeArrays:
@@ -83,6 +87,7 @@ class TreeArrays:
             live=_live_nodes(left, right, values),
             max_depth=int(ensemble.max_depth),
             input_dtype=ensemble.input_dtype,
+            expected=float(np.ravel(explainer.expected_value)[output]),
         )
 
 
